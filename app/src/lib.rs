@@ -1,0 +1,18 @@
+//! alsy's application layer: the ring around the domain.
+//!
+//! [`ports`] says what the core needs from the outside (storage, a pod runtime, a reconcile lock);
+//! [`Service`] holds the use cases the HTTP API calls; [`Reconciler`] runs one pass of §5 of the
+//! design and [`Watcher`] decides when passes run. Adapters plug into the ports; only `bin` wires
+//! them together.
+
+pub mod ports;
+mod reconciler;
+mod report;
+mod service;
+mod watcher;
+
+pub use ports::{ClientRepository, HeldPassLock, PassLock, PodRuntime, RepoError, RuntimeError};
+pub use reconciler::Reconciler;
+pub use report::{Operation, PassOutcome, PassReport, PodFailure, Trigger};
+pub use service::{PodView, Service, ServiceError};
+pub use watcher::{ShuttingDown, Watcher, WatcherConfig, WatcherHandle};

@@ -1,0 +1,145 @@
+//! The ports: what the use cases and the reconciler need from storage and from a pod runtime.
+//! Adapters implement them; nothing in this crate knows which adapter it talks to.
+
+use std::time::SystemTime;
+
+use async_trait::async_trait;
+
+use alsy_domain::{
+    Acknowledgement, AlgorithmStatus, Client, ClientId, ClientSpec, DesiredPod, ObservedPod, Page,
+    PageRequest, PodName,
+};
+
+/// Why storage could not do what was asked.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RepoError {
+    /// No client has this id.
+    #[error("client {0} not found")]
+    NotFound(ClientId),
+    /// Another client already has this name.
+    #[error("a client named `{0}` already exists")]
+    NameTaken(String),
+    /// Storage cannot be reached or did not answer in time; worth retrying.
+    #[error("storage unavailable: {0}")]
+    Unavailable(String),
+    /// Anything else; the detail is for the log, never for an HTTP response.
+    #[error("storage error: {0}")]
+    Internal(String),
+}
+
+/// Where clients and their switches are kept.
+///
+/// Every write is atomic. Every API write (`create`, `update`, `set_status`) sets `updated_at` to
+/// a value different from any earlier one for that client, so the reconciler's compare-and-set
+/// [`ClientRepository::acknowledge`] can tell that a write arrived after its read.
+#[async_trait]
+pub trait ClientRepository: Send + Sync + 'static {
+    /// Stores a new client with every algorithm off (its status row in the same transaction).
+    /// `NameTaken` if the name is in use.
+    async fn create(&self, spec: &ClientSpec) -> Result<Client, RepoError>;
+
+    /// Replaces a client's spec. `need_restart = true` marks it for restart; `false` leaves an
+    /// existing mark in place (a pending restart is never cancelled by a later write).
+    async fn update(
+        &self,
+        id: ClientId,
+        spec: &ClientSpec,
+        need_restart: bool,
+    ) -> Result<Client, RepoError>;
+
+    /// Sets all three switches at once and bumps `updated_at`; `need_restart` as in `update`.
+    async fn set_status(
+        &self,
+        id: ClientId,
+        status: AlgorithmStatus,
+        need_restart: bool,
+    ) -> Result<Client, RepoError>;
+
+    /// Deletes a client and its status row.
+    async fn delete(&self, id: ClientId) -> Result<(), RepoError>;
+
+    /// One client with its status.
+    async fn get(&self, id: ClientId) -> Result<Client, RepoError>;
+
+    /// A page of clients in id order.
+    async fn list(&self, page: PageRequest) -> Result<Page, RepoError>;
+
+    /// Every client with its status, in id order, read in one consistent query: the reconciler's
+    /// desired state.
+    async fn desired_state(&self) -> Result<Vec<Client>, RepoError>;
+
+    /// Records that a client's pods were (re)started: `spawned_at = now()`. With
+    /// `restart_seen = Some(t)` this is a compare-and-set: it also clears `need_restart`, and does
+    /// anything at all, only if `updated_at` is still `t`. Returns whether the row was changed;
+    /// a client deleted meanwhile is `Ok(false)`, not an error.
+    async fn acknowledge(&self, ack: Acknowledgement, at: SystemTime) -> Result<bool, RepoError>;
+
+    /// Answers when storage can serve requests (readiness).
+    async fn ping(&self) -> Result<(), RepoError>;
+}
+
+/// Proof that this replica is the one reconciling; release it when the pass ends.
+#[async_trait]
+pub trait HeldPassLock: Send {
+    /// Gives the lock back. Dropping without release must also free it eventually (for example by
+    /// closing the connection that holds it).
+    async fn release(self: Box<Self>);
+}
+
+/// Makes sure only one replica reconciles at a time.
+#[async_trait]
+pub trait PassLock: Send + Sync + 'static {
+    /// Takes the lock without waiting; `None` when another replica holds it.
+    async fn try_acquire(&self) -> Result<Option<Box<dyn HeldPassLock>>, RepoError>;
+}
+
+/// Why the runtime could not do what was asked.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RuntimeError {
+    /// The runtime could not be reached, timed out, or asked us to back off (429, 5xx): retry later.
+    #[error("{}runtime unavailable: {detail}", on(.pod))]
+    Unavailable {
+        /// The pod the operation was for, if any.
+        pod: Option<PodName>,
+        /// What happened.
+        detail: String,
+    },
+    /// The runtime refused the request (for example an invalid object); retrying as is won't help.
+    #[error("{}runtime rejected the request: {detail}", on(.pod))]
+    Rejected {
+        /// The pod the operation was for, if any.
+        pod: Option<PodName>,
+        /// What the runtime said.
+        detail: String,
+    },
+}
+
+fn on(pod: &Option<PodName>) -> String {
+    pod.as_ref()
+        .map(|p| format!("pod {p}: "))
+        .unwrap_or_default()
+}
+
+impl RuntimeError {
+    /// Whether the same request may succeed later.
+    pub fn is_retryable(&self) -> bool {
+        matches!(self, RuntimeError::Unavailable { .. })
+    }
+}
+
+/// Where pods run. Implementations only ever see and touch the pods alsy manages.
+#[async_trait]
+pub trait PodRuntime: Send + Sync + 'static {
+    /// The managed pods that exist now, with their phases.
+    async fn list(&self) -> Result<Vec<ObservedPod>, RuntimeError>;
+
+    /// Starts a pod; one that already exists counts as success.
+    async fn create(&self, pod: &DesiredPod) -> Result<(), RuntimeError>;
+
+    /// Stops a pod; one that is already gone counts as success. Returns once the runtime has
+    /// accepted the deletion, without waiting for the pod to terminate.
+    async fn delete(&self, name: &PodName) -> Result<(), RuntimeError>;
+
+    /// Deletes the pod, waits until it is gone, and creates it again from `pod`.
+    async fn restart(&self, pod: &DesiredPod) -> Result<(), RuntimeError>;
+}

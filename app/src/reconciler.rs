@@ -1,0 +1,210 @@
+//! One reconcile pass: read what should run and what runs, plan the difference, apply it with
+//! bounded concurrency, acknowledge finished restarts. Level-triggered: every pass starts afresh.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::{Instant, SystemTime};
+
+use futures::StreamExt;
+use slog::{Logger, error, info, o, warn};
+
+use alsy_domain::{ClientId, DesiredState, PodAction, plan};
+
+use crate::ports::{ClientRepository, PassLock, PodRuntime, RuntimeError};
+use crate::report::{Operation, PassOutcome, PassReport, PodFailure, Trigger};
+
+/// Runs reconcile passes. Passes must not overlap; the [`crate::Watcher`] makes sure of that.
+pub struct Reconciler {
+    repo: Arc<dyn ClientRepository>,
+    runtime: Arc<dyn PodRuntime>,
+    lock: Arc<dyn PassLock>,
+    concurrency: usize,
+    log: Logger,
+}
+
+impl Reconciler {
+    /// A reconciler applying at most `concurrency` pod operations at once (at least one).
+    pub fn new(
+        repo: Arc<dyn ClientRepository>,
+        runtime: Arc<dyn PodRuntime>,
+        lock: Arc<dyn PassLock>,
+        concurrency: usize,
+        log: &Logger,
+    ) -> Reconciler {
+        Reconciler {
+            repo,
+            runtime,
+            lock,
+            concurrency: concurrency.max(1),
+            log: log.new(o!("component" => "sync/watcher")),
+        }
+    }
+
+    /// Runs one pass and reports what it did. Never fails as a whole: a pass that could not read
+    /// its inputs reports [`PassOutcome::Failed`].
+    pub async fn run_pass(&self, trigger: Trigger) -> PassReport {
+        let started_at = SystemTime::now();
+        let clock = Instant::now();
+        let mut report = PassReport {
+            trigger,
+            outcome: PassOutcome::Completed,
+            started_at,
+            finished_at: started_at,
+            duration: Default::default(),
+            created: Vec::new(),
+            deleted: Vec::new(),
+            restarted: Vec::new(),
+            failed: Vec::new(),
+        };
+        match self.lock.try_acquire().await {
+            Ok(Some(held)) => {
+                if let Err(reason) = self.reconcile(&mut report).await {
+                    error!(self.log, "pass failed"; "trigger" => trigger.as_str(), "error" => &reason);
+                    report.outcome = PassOutcome::Failed(reason);
+                }
+                held.release().await;
+            }
+            Ok(None) => {
+                info!(self.log, "pass skipped: another replica holds the reconcile lock"; "trigger" => trigger.as_str());
+                report.outcome = PassOutcome::Skipped;
+            }
+            Err(e) => {
+                let reason = format!("could not take the reconcile lock: {e}");
+                error!(self.log, "pass failed"; "trigger" => trigger.as_str(), "error" => &reason);
+                report.outcome = PassOutcome::Failed(reason);
+            }
+        }
+        report.finished_at = SystemTime::now();
+        report.duration = clock.elapsed();
+        info!(self.log, "pass finished";
+            "trigger" => trigger.as_str(),
+            "outcome" => match &report.outcome {
+                PassOutcome::Completed => "completed",
+                PassOutcome::Skipped => "skipped",
+                PassOutcome::Failed(_) => "failed",
+            },
+            "created" => report.created.len(),
+            "deleted" => report.deleted.len(),
+            "restarted" => report.restarted.len(),
+            "failed" => report.failed.len(),
+            "duration_ms" => report.duration.as_secs_f64() * 1000.0,
+        );
+        report
+    }
+
+    /// Steps 1–5 of a pass; `Err` only when the inputs could not be read.
+    async fn reconcile(&self, report: &mut PassReport) -> Result<(), String> {
+        let clients = self
+            .repo
+            .desired_state()
+            .await
+            .map_err(|e| format!("reading desired state: {e}"))?;
+        let desired = DesiredState::from_clients(&clients);
+        drop(clients);
+        let observed = self
+            .runtime
+            .list()
+            .await
+            .map_err(|e| format!("listing pods: {e}"))?;
+        let plan = plan(&desired, &observed);
+
+        let results: Vec<(
+            ClientId,
+            Operation,
+            alsy_domain::PodName,
+            Result<(), RuntimeError>,
+        )> = futures::stream::iter(plan.actions)
+            .map(|action| async move {
+                let name = action.pod_name().clone();
+                let client = name.owner().map(|(_, id)| id);
+                let (operation, result) = match &action {
+                    PodAction::Create(pod) => (Operation::Create, self.runtime.create(pod).await),
+                    PodAction::Delete(name) => (Operation::Delete, self.runtime.delete(name).await),
+                    PodAction::Restart { pod, .. } => {
+                        (Operation::Restart, self.runtime.restart(pod).await)
+                    }
+                };
+                self.log_operation(operation, &name, &result);
+                (client, operation, name, result)
+            })
+            .buffer_unordered(self.concurrency)
+            .filter_map(|(client, operation, name, result)| async move {
+                // Pods without an owner (not named by alsy) are only ever deleted; nothing to acknowledge.
+                client.map(|c| (c, operation, name, result))
+            })
+            .collect()
+            .await;
+
+        let mut client_ok: BTreeMap<ClientId, bool> = BTreeMap::new();
+        for (client, operation, name, result) in results {
+            let ok = result.is_ok();
+            *client_ok.entry(client).or_insert(true) &= ok;
+            match result {
+                Ok(()) => match operation {
+                    Operation::Create => report.created.push(name),
+                    Operation::Delete => report.deleted.push(name),
+                    Operation::Restart => report.restarted.push(name),
+                },
+                Err(e) => report.failed.push(PodFailure {
+                    pod: name,
+                    operation,
+                    error: e.to_string(),
+                }),
+            }
+        }
+        for list in [
+            &mut report.created,
+            &mut report.deleted,
+            &mut report.restarted,
+        ] {
+            list.sort();
+        }
+        report.failed.sort_by(|a, b| a.pod.cmp(&b.pod));
+
+        let now = SystemTime::now();
+        for ack in plan.acknowledgements {
+            if !client_ok.get(&ack.client_id).copied().unwrap_or(true) {
+                continue; // retried, with the mark still set, on the next pass
+            }
+            match self.repo.acknowledge(ack, now).await {
+                Ok(true) => {}
+                Ok(false) => {
+                    warn!(self.log, "restart not acknowledged: the client changed or was deleted during the pass; the next pass restarts it again";
+                    "client_id" => ack.client_id.get())
+                }
+                Err(e) => {
+                    error!(self.log, "could not acknowledge the client's pods; the next pass tries again";
+                    "client_id" => ack.client_id.get(), "error" => %e)
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn log_operation(
+        &self,
+        operation: Operation,
+        pod: &alsy_domain::PodName,
+        result: &Result<(), RuntimeError>,
+    ) {
+        let pod_operation = format!("<{}> {}", operation.tag(), pod);
+        match result {
+            Ok(()) => {
+                let msg = match operation {
+                    Operation::Create => "pod created",
+                    Operation::Delete => "pod deleted",
+                    Operation::Restart => "pod restarted",
+                };
+                info!(self.log, "{}", msg; "pod_operation" => pod_operation);
+            }
+            Err(e) => {
+                let msg = match operation {
+                    Operation::Create => "pod create failed",
+                    Operation::Delete => "pod delete failed",
+                    Operation::Restart => "pod restart failed",
+                };
+                error!(self.log, "{}", msg; "pod_operation" => pod_operation, "error" => %e, "retryable" => e.is_retryable());
+            }
+        }
+    }
+}

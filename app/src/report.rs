@@ -1,0 +1,104 @@
+//! What one reconcile pass did: the report `GET`/`POST /api/v1/sync` return and the summary log.
+
+use std::fmt;
+use std::time::{Duration, SystemTime};
+
+use alsy_domain::PodName;
+
+/// What started a pass.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Trigger {
+    /// The pass the watcher runs when it starts.
+    Startup,
+    /// The `ALSY__SYNC__INTERVAL` ticker.
+    Interval,
+    /// A debounced nudge after API writes.
+    Nudge,
+    /// `POST /api/v1/sync`.
+    Request,
+}
+
+impl Trigger {
+    /// Lower-case name for logs and the API.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Trigger::Startup => "startup",
+            Trigger::Interval => "interval",
+            Trigger::Nudge => "nudge",
+            Trigger::Request => "request",
+        }
+    }
+}
+
+/// A pod operation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Operation {
+    /// Create a pod.
+    Create,
+    /// Delete a pod.
+    Delete,
+    /// Delete and create a pod.
+    Restart,
+}
+
+impl Operation {
+    /// The tag of the `pod_operation` log field: `CREATE`, `DELETE`, `RESTART`.
+    pub fn tag(self) -> &'static str {
+        match self {
+            Operation::Create => "CREATE",
+            Operation::Delete => "DELETE",
+            Operation::Restart => "RESTART",
+        }
+    }
+}
+
+impl fmt::Display for Operation {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.tag())
+    }
+}
+
+/// A pod operation that failed; it is retried on the next pass.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PodFailure {
+    /// The pod.
+    pub pod: PodName,
+    /// What was attempted.
+    pub operation: Operation,
+    /// Why it failed.
+    pub error: String,
+}
+
+/// How a pass ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PassOutcome {
+    /// The pass read both sides and applied its plan (individual pods may still have failed).
+    Completed,
+    /// Another replica holds the reconcile lock; this one did nothing.
+    Skipped,
+    /// Storage or the runtime could not be read; nothing was applied.
+    Failed(String),
+}
+
+/// The report of one reconcile pass.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PassReport {
+    /// What started it.
+    pub trigger: Trigger,
+    /// How it ended.
+    pub outcome: PassOutcome,
+    /// When it started.
+    pub started_at: SystemTime,
+    /// When it ended.
+    pub finished_at: SystemTime,
+    /// How long it took (monotonic clock).
+    pub duration: Duration,
+    /// Pods created.
+    pub created: Vec<PodName>,
+    /// Pods deleted.
+    pub deleted: Vec<PodName>,
+    /// Pods deleted and created again.
+    pub restarted: Vec<PodName>,
+    /// Operations that failed.
+    pub failed: Vec<PodFailure>,
+}

@@ -1,0 +1,147 @@
+//! The watcher: runs a pass at start-up, on every interval tick, and shortly after API writes
+//! nudge it; `POST /api/v1/sync` runs one on demand. Passes never overlap.
+
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use slog::{Logger, info, o};
+use tokio::sync::{Notify, watch};
+use tokio::task::JoinHandle;
+use tokio::time::{Instant, MissedTickBehavior};
+
+use crate::reconciler::Reconciler;
+use crate::report::{PassReport, Trigger};
+
+/// When the watcher runs passes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WatcherConfig {
+    /// Time between interval passes.
+    pub interval: Duration,
+    /// How long after a nudge the pass starts, so a burst of writes makes one pass. Zero turns
+    /// nudges off: only start-up, the interval and explicit requests run passes.
+    pub debounce: Duration,
+}
+
+/// The watcher has been told to stop and runs no more passes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("the watcher is shutting down")]
+pub struct ShuttingDown;
+
+struct Shared {
+    reconciler: Reconciler,
+    /// Held for the whole of a pass: passes never overlap.
+    pass: tokio::sync::Mutex<()>,
+    last: Mutex<Option<PassReport>>,
+    nudged: Notify,
+    nudges_on: bool,
+    stopping: watch::Sender<bool>,
+}
+
+impl Shared {
+    async fn pass(&self, trigger: Trigger) -> PassReport {
+        let _running = self.pass.lock().await;
+        let report = self.reconciler.run_pass(trigger).await;
+        *self.last.lock().unwrap_or_else(PoisonError::into_inner) = Some(report.clone());
+        report
+    }
+}
+
+/// What the API holds to talk to the watcher; cheap to clone.
+#[derive(Clone)]
+pub struct WatcherHandle {
+    shared: Arc<Shared>,
+}
+
+impl WatcherHandle {
+    /// Asks for a pass soon (after the debounce); many nudges in a row make one pass.
+    pub fn nudge(&self) {
+        if self.shared.nudges_on {
+            self.shared.nudged.notify_one();
+        }
+    }
+
+    /// The report of the last finished pass, if any.
+    pub fn last_report(&self) -> Option<PassReport> {
+        self.shared
+            .last
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    /// Waits for a running pass to end, then runs a fresh one and returns its report, so the
+    /// report reflects every write made before the call.
+    pub async fn sync_now(&self) -> Result<PassReport, ShuttingDown> {
+        if *self.shared.stopping.borrow() {
+            return Err(ShuttingDown);
+        }
+        Ok(self.shared.pass(Trigger::Request).await)
+    }
+}
+
+/// The running watcher task.
+pub struct Watcher {
+    handle: WatcherHandle,
+    task: JoinHandle<()>,
+    log: Logger,
+}
+
+impl Watcher {
+    /// Spawns the watcher loop on the current tokio runtime; its first pass starts at once.
+    pub fn start(reconciler: Reconciler, config: WatcherConfig, log: &Logger) -> Watcher {
+        let shared = Arc::new(Shared {
+            reconciler,
+            pass: tokio::sync::Mutex::new(()),
+            last: Mutex::new(None),
+            nudged: Notify::new(),
+            nudges_on: !config.debounce.is_zero(),
+            stopping: watch::channel(false).0,
+        });
+        let task = tokio::spawn(run(shared.clone(), config));
+        Watcher {
+            handle: WatcherHandle { shared },
+            task,
+            log: log.new(o!("component" => "sync/watcher")),
+        }
+    }
+
+    /// A handle for the API.
+    pub fn handle(&self) -> WatcherHandle {
+        self.handle.clone()
+    }
+
+    /// Stops taking passes and waits for the running one to finish. Bound it with a timeout:
+    /// a pass abandoned half-way is safe, the next start-up pass picks up where it left off.
+    pub async fn stop(self) {
+        info!(self.log, "watcher stopping; waiting for the running pass");
+        self.handle.shared.stopping.send_replace(true);
+        // The loop ends after its current pass; a join error means it panicked, already reported.
+        let _ = self.task.await;
+        // Wait too for a pass started by `POST /api/v1/sync`.
+        let _idle = self.handle.shared.pass.lock().await;
+        info!(self.log, "watcher stopped");
+    }
+}
+
+async fn run(shared: Arc<Shared>, config: WatcherConfig) {
+    let mut stopping = shared.stopping.subscribe();
+    shared.pass(Trigger::Startup).await;
+    let mut ticker = tokio::time::interval_at(Instant::now() + config.interval, config.interval);
+    ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    loop {
+        if *stopping.borrow_and_update() {
+            return;
+        }
+        let trigger = tokio::select! {
+            _ = stopping.changed() => return,
+            _ = ticker.tick() => Trigger::Interval,
+            _ = shared.nudged.notified() => {
+                tokio::select! {
+                    _ = stopping.changed() => return,
+                    _ = tokio::time::sleep(config.debounce) => Trigger::Nudge,
+                }
+            }
+        };
+        shared.pass(trigger).await;
+    }
+}

@@ -1,0 +1,23 @@
+//! alsy's domain: the centre of the hexagon.
+//!
+//! Clients and their validated specs, the algorithms they switch on and off, the pods those switches
+//! ask for, and the pure reconciliation [`plan`]: what to create, delete and restart so that the pods
+//! that run equal the pods that should. Nothing here does I/O or is async; the ports and use cases in
+//! `alsy-app` move data in and out, adapters talk to the world.
+
+mod algorithm;
+mod client;
+mod image;
+mod plan;
+mod pod;
+mod quantity;
+
+pub use algorithm::{Algorithm, AlgorithmStatus, UnknownAlgorithm};
+pub use client::{
+    Client, ClientId, ClientName, ClientSpec, ClientSpecInput, Page, PageRequest, Priority,
+    SpecError, Version,
+};
+pub use image::ImageRef;
+pub use plan::{Acknowledgement, DesiredState, Plan, PodAction, RestartCause, plan};
+pub use pod::{DesiredPod, ObservedPod, PodName, PodPhase};
+pub use quantity::Quantity;

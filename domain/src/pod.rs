@@ -1,0 +1,174 @@
+//! Pods: the ones the switches ask for ([`DesiredPod`]) and the ones a runtime reports
+//! ([`ObservedPod`]), both named by [`PodName`].
+
+use std::fmt;
+
+use serde::Serialize;
+
+use crate::{Algorithm, ClientId, ImageRef, Priority, Quantity, Version};
+
+/// A pod's name: a DNS-1123 label. alsy's own pods are named `{algorithm}-{client_id}` (`vwap-1`).
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(transparent)]
+pub struct PodName(String);
+
+impl PodName {
+    /// The name of `algorithm`'s pod for `client`: `vwap-1`.
+    pub fn of(algorithm: Algorithm, client: ClientId) -> PodName {
+        PodName(format!("{}-{}", algorithm.slug(), client))
+    }
+
+    /// Accepts any DNS-1123 label (at most 63 lower-case letters, digits and '-', starting and
+    /// ending with a letter or digit): the runtime may report pods alsy did not name.
+    pub fn parse(raw: &str) -> Option<PodName> {
+        let bytes = raw.as_bytes();
+        let ok = |b: &u8| b.is_ascii_lowercase() || b.is_ascii_digit();
+        let valid = !bytes.is_empty()
+            && bytes.len() <= 63
+            && bytes.iter().all(|b| ok(b) || *b == b'-')
+            && ok(&bytes[0])
+            && ok(&bytes[bytes.len() - 1]);
+        valid.then(|| PodName(raw.to_owned()))
+    }
+
+    /// The algorithm and client this name stands for, if it has alsy's `{algorithm}-{id}` form.
+    pub fn owner(&self) -> Option<(Algorithm, ClientId)> {
+        let (slug, id) = self.0.split_once('-')?;
+        let algorithm = Algorithm::ALL.into_iter().find(|a| a.slug() == slug)?;
+        // Reject forms like `vwap-01` or `vwap-+1`: only the canonical spelling names a client.
+        let id = id.parse().ok().and_then(ClientId::new)?;
+        (PodName::of(algorithm, id) == *self).then_some((algorithm, id))
+    }
+
+    /// The name as a string.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for PodName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// A pod that should run: one per algorithm a client has switched on.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct DesiredPod {
+    /// `{algorithm}-{client_id}`.
+    pub name: PodName,
+    /// The client it runs for.
+    pub client_id: ClientId,
+    /// The algorithm it runs.
+    pub algorithm: Algorithm,
+    /// The client's image.
+    pub image: ImageRef,
+    /// CPU request and limit.
+    pub cpu: Quantity,
+    /// Memory request and limit.
+    pub mem: Quantity,
+    /// The client's algorithm version.
+    pub version: Version,
+    /// The client's priority.
+    pub priority: Priority,
+}
+
+/// A pod's lifecycle phase as the runtime reports it (Kubernetes' `status.phase`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+pub enum PodPhase {
+    /// Accepted, not yet running.
+    Pending,
+    /// Running.
+    Running,
+    /// Exited successfully and will not restart.
+    Succeeded,
+    /// Exited with failure and will not restart.
+    Failed,
+    /// The runtime cannot tell.
+    Unknown,
+}
+
+impl PodPhase {
+    /// The pod has stopped for good and must be replaced to run again.
+    pub fn is_terminated(self) -> bool {
+        matches!(self, PodPhase::Failed | PodPhase::Succeeded)
+    }
+
+    /// The Kubernetes spelling: `Pending`, `Running`, …
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PodPhase::Pending => "Pending",
+            PodPhase::Running => "Running",
+            PodPhase::Succeeded => "Succeeded",
+            PodPhase::Failed => "Failed",
+            PodPhase::Unknown => "Unknown",
+        }
+    }
+}
+
+impl fmt::Display for PodPhase {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A pod the runtime reports among those alsy manages.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ObservedPod {
+    /// Its name.
+    pub name: PodName,
+    /// Its phase.
+    pub phase: PodPhase,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn id(n: i64) -> ClientId {
+        ClientId::new(n).unwrap()
+    }
+
+    #[test]
+    fn pod_names_are_lower_case_algorithm_dash_client_id() {
+        assert_eq!(PodName::of(Algorithm::Vwap, id(1)).as_str(), "vwap-1");
+        assert_eq!(PodName::of(Algorithm::Hft, id(42)).as_str(), "hft-42");
+        let longest = PodName::of(Algorithm::Vwap, id(i64::MAX));
+        assert!(
+            PodName::parse(longest.as_str()).is_some(),
+            "always a valid DNS-1123 label"
+        );
+    }
+
+    #[test]
+    fn owner_reads_back_what_of_wrote() {
+        let name = PodName::of(Algorithm::Twap, id(17));
+        assert_eq!(name.owner(), Some((Algorithm::Twap, id(17))));
+    }
+
+    #[test]
+    fn names_in_another_form_have_no_owner() {
+        for other in [
+            "nginx", "vwap-01", "vwap-0", "vwap-x", "foo-1", "vwap-1-a", "vwap",
+        ] {
+            let name = PodName::parse(other).unwrap();
+            assert_eq!(name.owner(), None, "{other}");
+        }
+    }
+
+    #[test]
+    fn parse_accepts_only_dns_1123_labels() {
+        for bad in ["", "VWAP-1", "-a", "a-", "a_b", "a.b", &"a".repeat(64)] {
+            assert_eq!(PodName::parse(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn only_failed_and_succeeded_pods_are_terminated() {
+        assert!(PodPhase::Failed.is_terminated());
+        assert!(PodPhase::Succeeded.is_terminated());
+        for live in [PodPhase::Pending, PodPhase::Running, PodPhase::Unknown] {
+            assert!(!live.is_terminated());
+        }
+    }
+}
