@@ -1,0 +1,1 @@
+//! alsy's integration tests: one test binary, one module per area.
