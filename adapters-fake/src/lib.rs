@@ -1,1 +1,15 @@
-//! placeholder
+//! In-memory adapters for development, demos and tests: a [`ClientRepository`] with the semantics
+//! PostgreSQL has, a [`PassLock`] for one process, and a [`PodRuntime`] that remembers pods
+//! instead of running them. Each can be told to fail, so tests can exercise the unhappy paths.
+//!
+//! [`ClientRepository`]: alsy_app::ClientRepository
+//! [`PassLock`]: alsy_app::PassLock
+//! [`PodRuntime`]: alsy_app::PodRuntime
+
+mod lock;
+mod repository;
+mod runtime;
+
+pub use lock::LocalPassLock;
+pub use repository::InMemoryRepository;
+pub use runtime::{FakeOperation, FakePod, FakePodRuntime};

@@ -1,3 +1,5 @@
 //! Support for alsy's integration tests: starting the real service on a random port, per-test
 //! PostgreSQL databases, and a test server that speaks the Kubernetes pods API over real HTTP.
 //! The tests themselves live in `tests/it/`, one test binary for the whole workspace.
+
+pub mod fixtures;

@@ -1,1 +1,3 @@
 //! alsy's integration tests: one test binary, one module per area.
+
+mod reconciler;

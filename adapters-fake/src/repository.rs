@@ -1,0 +1,195 @@
+//! `InMemoryRepository`: clients kept in the process, with PostgreSQL's semantics — unique
+//! names, a status row born with its client and dropped with it, strictly increasing
+//! `updated_at`, compare-and-set acknowledge.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::{Duration, SystemTime};
+
+use async_trait::async_trait;
+
+use alsy_app::{ClientRepository, RepoError};
+use alsy_domain::{
+    Acknowledgement, AlgorithmStatus, Client, ClientId, ClientSpec, Page, PageRequest,
+};
+
+#[derive(Default)]
+struct State {
+    last_id: i64,
+    clients: BTreeMap<ClientId, Client>,
+    unavailable: bool,
+}
+
+/// Clients in memory; clones share the same data.
+#[derive(Clone, Default)]
+pub struct InMemoryRepository {
+    state: Arc<Mutex<State>>,
+}
+
+impl InMemoryRepository {
+    /// An empty repository.
+    pub fn new() -> InMemoryRepository {
+        InMemoryRepository::default()
+    }
+
+    /// While `true`, every call fails with [`RepoError::Unavailable`], as if the database were down.
+    pub fn set_unavailable(&self, unavailable: bool) {
+        self.lock_state().unavailable = unavailable;
+    }
+
+    fn lock_state(&self) -> MutexGuard<'_, State> {
+        // A panic while holding the lock leaves no half-written client: every change is one insert
+        // or field assignment. Carry on with the data as it is.
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn state(&self) -> Result<MutexGuard<'_, State>, RepoError> {
+        let state = self.lock_state();
+        if state.unavailable {
+            return Err(RepoError::Unavailable(
+                "in-memory storage switched off by a test".into(),
+            ));
+        }
+        Ok(state)
+    }
+}
+
+impl State {
+    fn client_mut(&mut self, id: ClientId) -> Result<&mut Client, RepoError> {
+        self.clients.get_mut(&id).ok_or(RepoError::NotFound(id))
+    }
+
+    fn check_name_free(
+        &self,
+        spec: &ClientSpec,
+        except: Option<ClientId>,
+    ) -> Result<(), RepoError> {
+        let taken = self
+            .clients
+            .values()
+            .any(|c| c.spec.name == spec.name && Some(c.id) != except);
+        if taken {
+            return Err(RepoError::NameTaken(spec.name.to_string()));
+        }
+        Ok(())
+    }
+}
+
+/// A write time later than `previous`, even when the clock has not moved.
+fn next_write_time(previous: SystemTime) -> SystemTime {
+    SystemTime::now().max(previous + Duration::from_micros(1))
+}
+
+#[async_trait]
+impl ClientRepository for InMemoryRepository {
+    async fn create(&self, spec: &ClientSpec) -> Result<Client, RepoError> {
+        let mut state = self.state()?;
+        state.check_name_free(spec, None)?;
+        state.last_id += 1;
+        let id = ClientId::new(state.last_id)
+            .ok_or_else(|| RepoError::Internal("client ids exhausted".into()))?;
+        let now = SystemTime::now();
+        let client = Client {
+            id,
+            spec: spec.clone(),
+            status: AlgorithmStatus::default(),
+            need_restart: false,
+            spawned_at: None,
+            created_at: now,
+            updated_at: now,
+        };
+        state.clients.insert(id, client.clone());
+        Ok(client)
+    }
+
+    async fn update(
+        &self,
+        id: ClientId,
+        spec: &ClientSpec,
+        need_restart: bool,
+    ) -> Result<Client, RepoError> {
+        let mut state = self.state()?;
+        state.client_mut(id)?;
+        state.check_name_free(spec, Some(id))?;
+        let client = state.client_mut(id)?;
+        client.spec = spec.clone();
+        client.need_restart |= need_restart;
+        client.updated_at = next_write_time(client.updated_at);
+        Ok(client.clone())
+    }
+
+    async fn set_status(
+        &self,
+        id: ClientId,
+        status: AlgorithmStatus,
+        need_restart: bool,
+    ) -> Result<Client, RepoError> {
+        let mut state = self.state()?;
+        let client = state.client_mut(id)?;
+        client.status = status;
+        client.need_restart |= need_restart;
+        client.updated_at = next_write_time(client.updated_at);
+        Ok(client.clone())
+    }
+
+    async fn delete(&self, id: ClientId) -> Result<(), RepoError> {
+        let mut state = self.state()?;
+        state
+            .clients
+            .remove(&id)
+            .map(drop)
+            .ok_or(RepoError::NotFound(id))
+    }
+
+    async fn get(&self, id: ClientId) -> Result<Client, RepoError> {
+        let state = self.state()?;
+        state
+            .clients
+            .get(&id)
+            .cloned()
+            .ok_or(RepoError::NotFound(id))
+    }
+
+    async fn list(&self, page: PageRequest) -> Result<Page, RepoError> {
+        let state = self.state()?;
+        let limit = page.limit.clamp(1, PageRequest::MAX_LIMIT) as usize;
+        let mut rest = state
+            .clients
+            .values()
+            .filter(|c| page.after.is_none_or(|after| c.id > after))
+            .cloned();
+        let items: Vec<Client> = rest.by_ref().take(limit).collect();
+        let next = match rest.next() {
+            Some(_) => items.last().map(|c| c.id),
+            None => None,
+        };
+        Ok(Page { items, next })
+    }
+
+    async fn desired_state(&self) -> Result<Vec<Client>, RepoError> {
+        Ok(self.state()?.clients.values().cloned().collect())
+    }
+
+    async fn acknowledge(&self, ack: Acknowledgement, at: SystemTime) -> Result<bool, RepoError> {
+        let mut state = self.state()?;
+        let Some(client) = state.clients.get_mut(&ack.client_id) else {
+            return Ok(false);
+        };
+        match ack.restart_seen {
+            Some(seen) if seen != client.updated_at => Ok(false),
+            Some(_) => {
+                client.need_restart = false;
+                client.spawned_at = Some(at);
+                Ok(true)
+            }
+            None => {
+                client.spawned_at = Some(at);
+                Ok(true)
+            }
+        }
+    }
+
+    async fn ping(&self) -> Result<(), RepoError> {
+        self.state().map(drop)
+    }
+}

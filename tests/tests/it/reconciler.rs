@@ -1,0 +1,483 @@
+//! The reconciler and the watcher over the in-memory adapters, driven directly: the pass itself,
+//! its report, failure isolation, drift, restarts and their compare-and-set acknowledge.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use alsy_app::{
+    ClientRepository, Operation, PassOutcome, Reconciler, Trigger, Watcher, WatcherConfig,
+};
+use alsy_domain::{Algorithm, AlgorithmStatus, Client, PodPhase};
+use alsy_fake::{FakePodRuntime, InMemoryRepository, LocalPassLock};
+use alsy_tests::fixtures::{CapturedLogs, eventually, pod, spec};
+
+struct World {
+    repo: InMemoryRepository,
+    runtime: FakePodRuntime,
+    lock: LocalPassLock,
+    logs: CapturedLogs,
+}
+
+impl World {
+    fn new() -> World {
+        World {
+            repo: InMemoryRepository::new(),
+            runtime: FakePodRuntime::new(),
+            lock: LocalPassLock::new(),
+            logs: CapturedLogs::default(),
+        }
+    }
+
+    fn reconciler(&self) -> Reconciler {
+        Reconciler::new(
+            Arc::new(self.repo.clone()),
+            Arc::new(self.runtime.clone()),
+            Arc::new(self.lock.clone()),
+            16,
+            &self.logs.logger(),
+        )
+    }
+
+    async fn client(&self, name: &str, vwap: bool, twap: bool, hft: bool) -> Client {
+        let client = self.repo.create(&spec(name)).await.unwrap();
+        self.repo
+            .set_status(client.id, AlgorithmStatus { vwap, twap, hft }, false)
+            .await
+            .unwrap()
+    }
+
+    fn pod_names(&self) -> Vec<String> {
+        self.runtime
+            .pods()
+            .into_iter()
+            .map(|p| p.spec.name.to_string())
+            .collect()
+    }
+}
+
+fn names(pods: &[alsy_domain::PodName]) -> Vec<String> {
+    pods.iter().map(ToString::to_string).collect()
+}
+
+#[tokio::test]
+async fn a_pass_creates_a_pod_for_every_algorithm_that_is_on_and_only_those() {
+    let world = World::new();
+    let a = world.client("a", true, false, true).await;
+    let b = world.client("b", false, true, false).await;
+    world.client("c", false, false, false).await;
+
+    let report = world.reconciler().run_pass(Trigger::Request).await;
+
+    assert_eq!(report.outcome, PassOutcome::Completed);
+    let expected = [
+        pod(Algorithm::Hft, a.id),
+        pod(Algorithm::Twap, b.id),
+        pod(Algorithm::Vwap, a.id),
+    ];
+    assert_eq!(names(&report.created), names(&expected));
+    assert_eq!(world.pod_names(), names(&expected));
+    assert!(report.failed.is_empty() && report.deleted.is_empty() && report.restarted.is_empty());
+    let a = world.repo.get(a.id).await.unwrap();
+    assert!(
+        a.spawned_at.is_some(),
+        "spawned_at is set once its pods start"
+    );
+}
+
+#[tokio::test]
+async fn a_second_pass_with_nothing_changed_does_nothing() {
+    let world = World::new();
+    world.client("a", true, true, true).await;
+    let reconciler = world.reconciler();
+    reconciler.run_pass(Trigger::Startup).await;
+    let second = reconciler.run_pass(Trigger::Interval).await;
+    assert!(second.created.is_empty() && second.deleted.is_empty() && second.restarted.is_empty());
+    assert_eq!(world.runtime.operations().len(), 3);
+}
+
+#[tokio::test]
+async fn switching_off_and_deleting_remove_pods() {
+    let world = World::new();
+    let a = world.client("a", true, false, true).await;
+    let b = world.client("b", true, false, false).await;
+    let reconciler = world.reconciler();
+    reconciler.run_pass(Trigger::Startup).await;
+
+    world
+        .repo
+        .set_status(
+            a.id,
+            AlgorithmStatus {
+                vwap: false,
+                twap: false,
+                hft: true,
+            },
+            false,
+        )
+        .await
+        .unwrap();
+    world.repo.delete(b.id).await.unwrap();
+    let report = reconciler.run_pass(Trigger::Nudge).await;
+
+    assert_eq!(
+        names(&report.deleted),
+        names(&[pod(Algorithm::Vwap, a.id), pod(Algorithm::Vwap, b.id)])
+    );
+    assert_eq!(world.pod_names(), names(&[pod(Algorithm::Hft, a.id)]));
+}
+
+#[tokio::test]
+async fn one_pod_failing_does_not_stop_the_others_and_is_retried_next_pass() {
+    let world = World::new();
+    let a = world.client("a", true, true, true).await;
+    let failing = pod(Algorithm::Twap, a.id);
+    world.runtime.fail_next(&failing, 1);
+    let reconciler = world.reconciler();
+
+    let first = reconciler.run_pass(Trigger::Startup).await;
+    assert_eq!(first.failed.len(), 1);
+    assert_eq!(first.failed[0].pod, failing);
+    assert_eq!(first.failed[0].operation, Operation::Create);
+    assert!(
+        first.failed[0].error.contains("twap-1"),
+        "the error names the pod: {}",
+        first.failed[0].error
+    );
+    assert_eq!(
+        names(&first.created),
+        names(&[pod(Algorithm::Hft, a.id), pod(Algorithm::Vwap, a.id)])
+    );
+    assert_eq!(
+        world.repo.get(a.id).await.unwrap().spawned_at,
+        None,
+        "not acknowledged while a pod failed"
+    );
+
+    let second = reconciler.run_pass(Trigger::Interval).await;
+    assert_eq!(names(&second.created), names(&[failing]));
+    assert!(second.failed.is_empty());
+    assert!(world.repo.get(a.id).await.unwrap().spawned_at.is_some());
+}
+
+#[tokio::test]
+async fn a_pod_dropped_behind_our_back_comes_back_and_a_failed_pod_is_replaced() {
+    let world = World::new();
+    let a = world.client("a", true, true, false).await;
+    let reconciler = world.reconciler();
+    reconciler.run_pass(Trigger::Startup).await;
+    let vwap = pod(Algorithm::Vwap, a.id);
+    let twap = pod(Algorithm::Twap, a.id);
+    let old_uid = world.runtime.pod(&twap).unwrap().uid;
+
+    assert!(world.runtime.drop_pod(&vwap));
+    assert!(world.runtime.set_phase(&twap, PodPhase::Failed));
+    let report = reconciler.run_pass(Trigger::Interval).await;
+
+    assert_eq!(names(&report.created), names(&[vwap.clone()]));
+    assert_eq!(names(&report.restarted), names(&[twap.clone()]));
+    let replaced = world.runtime.pod(&twap).unwrap();
+    assert_eq!(replaced.phase, PodPhase::Running);
+    assert_ne!(replaced.uid, old_uid);
+    assert!(world.runtime.pod(&vwap).is_some());
+}
+
+#[tokio::test]
+async fn a_restart_restarts_each_pod_exactly_once_clears_the_flag_and_sets_spawned_at() {
+    let world = World::new();
+    let a = world.client("a", true, false, true).await;
+    let reconciler = world.reconciler();
+    reconciler.run_pass(Trigger::Startup).await;
+    let first_spawn = world.repo.get(a.id).await.unwrap().spawned_at.unwrap();
+
+    world.repo.update(a.id, &spec("a"), true).await.unwrap();
+    let report = reconciler.run_pass(Trigger::Nudge).await;
+    reconciler.run_pass(Trigger::Interval).await;
+
+    assert_eq!(
+        names(&report.restarted),
+        names(&[pod(Algorithm::Hft, a.id), pod(Algorithm::Vwap, a.id)])
+    );
+    let mut restarts: Vec<_> = world
+        .runtime
+        .operations()
+        .into_iter()
+        .filter(|op| op.operation == Operation::Restart)
+        .map(|op| op.pod)
+        .collect();
+    restarts.sort();
+    assert_eq!(
+        restarts,
+        [pod(Algorithm::Hft, a.id), pod(Algorithm::Vwap, a.id)],
+        "each pod restarted exactly once over two passes"
+    );
+    let a = world.repo.get(a.id).await.unwrap();
+    assert!(!a.need_restart);
+    assert!(a.spawned_at.unwrap() > first_spawn);
+}
+
+#[tokio::test]
+async fn a_failed_restart_keeps_the_mark_and_is_retried() {
+    let world = World::new();
+    let a = world.client("a", true, false, false).await;
+    let reconciler = world.reconciler();
+    reconciler.run_pass(Trigger::Startup).await;
+    world.repo.update(a.id, &spec("a"), true).await.unwrap();
+    world.runtime.fail_next(&pod(Algorithm::Vwap, a.id), 1);
+
+    let failed = reconciler.run_pass(Trigger::Nudge).await;
+    assert_eq!(failed.failed.len(), 1);
+    assert!(
+        world.repo.get(a.id).await.unwrap().need_restart,
+        "the mark survives a failed restart"
+    );
+
+    let retried = reconciler.run_pass(Trigger::Interval).await;
+    assert_eq!(
+        names(&retried.restarted),
+        names(&[pod(Algorithm::Vwap, a.id)])
+    );
+    assert!(!world.repo.get(a.id).await.unwrap().need_restart);
+}
+
+#[tokio::test]
+async fn an_update_arriving_during_a_restart_is_not_lost() {
+    let world = World::new();
+    let a = world.client("a", true, false, false).await;
+    let reconciler = Arc::new(world.reconciler());
+    reconciler.run_pass(Trigger::Startup).await;
+    world.repo.update(a.id, &spec("a"), true).await.unwrap();
+    let calls_before = world.runtime.calls_started();
+
+    // Slow the runtime so the update lands while the pass is restarting the pod.
+    world.runtime.set_latency(Duration::from_millis(300));
+    let pass = tokio::spawn({
+        let reconciler = reconciler.clone();
+        async move { reconciler.run_pass(Trigger::Nudge).await }
+    });
+    // The runtime is called only after the desired state was read: once it has been, the update
+    // below lands between the pass's read and its acknowledge.
+    eventually(
+        "the pass has read the desired state",
+        Duration::from_secs(5),
+        || async { world.runtime.calls_started() > calls_before },
+    )
+    .await;
+    world
+        .repo
+        .update(a.id, &spec("a-renamed"), true)
+        .await
+        .unwrap();
+    let report = pass.await.unwrap();
+    world.runtime.set_latency(Duration::ZERO);
+
+    assert_eq!(report.restarted.len(), 1);
+    let after = world.repo.get(a.id).await.unwrap();
+    assert!(
+        after.need_restart,
+        "the second restart request survives the first acknowledge"
+    );
+    let again = reconciler.run_pass(Trigger::Interval).await;
+    assert_eq!(
+        again.restarted.len(),
+        1,
+        "and is carried out on the next pass"
+    );
+    assert!(!world.repo.get(a.id).await.unwrap().need_restart);
+}
+
+#[tokio::test]
+async fn every_pod_operation_is_logged_with_its_pod_operation_field() {
+    let world = World::new();
+    let a = world.client("a", true, true, false).await;
+    let reconciler = world.reconciler();
+    world.runtime.fail_next(&pod(Algorithm::Twap, a.id), 1);
+    reconciler.run_pass(Trigger::Startup).await;
+    world
+        .repo
+        .set_status(
+            a.id,
+            AlgorithmStatus {
+                vwap: true,
+                twap: false,
+                hft: false,
+            },
+            true,
+        )
+        .await
+        .unwrap();
+    reconciler.run_pass(Trigger::Nudge).await;
+
+    let ops: Vec<(String, String, String)> = world
+        .logs
+        .records()
+        .into_iter()
+        .filter_map(|r| {
+            let op = r.get("pod_operation")?.to_owned();
+            assert_eq!(r.get("component"), Some("sync/watcher"));
+            Some((r.level.clone(), r.msg.clone(), op))
+        })
+        .collect();
+    let expect =
+        |level: &str, msg: &str, op: &str| (level.to_owned(), msg.to_owned(), op.to_owned());
+    assert_eq!(ops.len(), 3, "{ops:?}");
+    assert!(ops.contains(&expect("INFO", "pod created", "<CREATE> vwap-1")));
+    assert!(ops.contains(&expect("ERRO", "pod create failed", "<CREATE> twap-1")));
+    assert!(ops.contains(&expect("INFO", "pod restarted", "<RESTART> vwap-1")));
+    let summaries = world
+        .logs
+        .records()
+        .into_iter()
+        .filter(|r| r.msg == "pass finished")
+        .count();
+    assert_eq!(summaries, 2, "one summary line per pass");
+}
+
+#[tokio::test]
+async fn two_reconcilers_sharing_a_lock_never_run_a_pass_at_once() {
+    let world = World::new();
+    world.client("a", true, false, false).await;
+    world.runtime.set_latency(Duration::from_millis(200));
+    let first = Arc::new(world.reconciler());
+    let second = world.reconciler();
+
+    let running = tokio::spawn({
+        let first = first.clone();
+        async move { first.run_pass(Trigger::Interval).await }
+    });
+    // The lock is taken before the runtime is first called.
+    eventually(
+        "the first pass holds the lock",
+        Duration::from_secs(5),
+        || async { world.runtime.calls_started() > 0 },
+    )
+    .await;
+    let skipped = second.run_pass(Trigger::Interval).await;
+    assert_eq!(skipped.outcome, PassOutcome::Skipped);
+    assert_eq!(running.await.unwrap().outcome, PassOutcome::Completed);
+}
+
+#[tokio::test]
+async fn a_pass_that_cannot_list_pods_fails_whole_and_applies_nothing() {
+    let world = World::new();
+    world.client("a", true, false, false).await;
+    world.runtime.fail_next_lists(1);
+    let report = world.reconciler().run_pass(Trigger::Startup).await;
+    assert!(
+        matches!(&report.outcome, PassOutcome::Failed(e) if e.contains("listing pods")),
+        "{:?}",
+        report.outcome
+    );
+    assert!(world.runtime.pods().is_empty());
+}
+
+#[tokio::test]
+async fn the_watcher_runs_a_startup_pass_and_a_pass_after_a_nudge() {
+    let world = World::new();
+    let a = world.client("a", true, false, false).await;
+    let watcher = Watcher::start(
+        world.reconciler(),
+        WatcherConfig {
+            interval: Duration::from_secs(3600),
+            debounce: Duration::from_millis(20),
+        },
+        &world.logs.logger(),
+    );
+    let handle = watcher.handle();
+    eventually(
+        "the start-up pass created vwap-1",
+        Duration::from_secs(5),
+        || async { world.runtime.pod(&pod(Algorithm::Vwap, a.id)).is_some() },
+    )
+    .await;
+
+    world
+        .repo
+        .set_status(
+            a.id,
+            AlgorithmStatus {
+                vwap: false,
+                twap: false,
+                hft: true,
+            },
+            false,
+        )
+        .await
+        .unwrap();
+    handle.nudge();
+    eventually(
+        "the nudged pass swapped vwap for hft",
+        Duration::from_secs(5),
+        || async { world.pod_names() == names(&[pod(Algorithm::Hft, a.id)]) },
+    )
+    .await;
+    assert_eq!(
+        handle.last_report().map(|r| r.trigger),
+        Some(Trigger::Nudge)
+    );
+    watcher.stop().await;
+}
+
+#[tokio::test]
+async fn sync_now_waits_for_the_running_pass_and_reflects_every_earlier_write() {
+    let world = World::new();
+    let a = world.client("a", true, false, false).await;
+    world.runtime.set_latency(Duration::from_millis(200));
+    let watcher = Watcher::start(
+        world.reconciler(),
+        WatcherConfig {
+            interval: Duration::from_secs(3600),
+            debounce: Duration::ZERO,
+        },
+        &world.logs.logger(),
+    );
+    // The start-up pass is running (slowly) while this write lands.
+    world
+        .repo
+        .set_status(
+            a.id,
+            AlgorithmStatus {
+                vwap: true,
+                twap: true,
+                hft: false,
+            },
+            false,
+        )
+        .await
+        .unwrap();
+    let report = watcher.handle().sync_now().await.unwrap();
+    assert_eq!(report.trigger, Trigger::Request);
+    assert!(
+        world.runtime.pod(&pod(Algorithm::Twap, a.id)).is_some(),
+        "the write before the request is reconciled"
+    );
+    assert_eq!(report.outcome, PassOutcome::Completed);
+    watcher.stop().await;
+}
+
+#[tokio::test]
+async fn stopping_the_watcher_lets_the_running_pass_finish_and_refuses_new_ones() {
+    let world = World::new();
+    for name in ["a", "b", "c"] {
+        world.client(name, true, true, true).await;
+    }
+    world.runtime.set_latency(Duration::from_millis(100));
+    let watcher = Watcher::start(
+        world.reconciler(),
+        WatcherConfig {
+            interval: Duration::from_secs(3600),
+            debounce: Duration::ZERO,
+        },
+        &world.logs.logger(),
+    );
+    let handle = watcher.handle();
+    eventually(
+        "the start-up pass is under way",
+        Duration::from_secs(5),
+        || async { !world.runtime.operations().is_empty() },
+    )
+    .await;
+    watcher.stop().await;
+    assert_eq!(world.runtime.pods().len(), 9, "the running pass finished");
+    assert_eq!(handle.last_report().map(|r| r.created.len()), Some(9));
+    assert!(handle.sync_now().await.is_err(), "no pass after stop");
+}
