@@ -1,1 +1,25 @@
-//! placeholder
+//! alsy's HTTP adapter: the API of design §4, on the driving side of the hexagon.
+//!
+//! [`routes`] turns the app's [`alsy_app::Service`] into warp filters: requests are parsed at the
+//! edge into domain types (`ClientSpec`, `AlgorithmStatus`, `ClientId`), answers are wrapped in the
+//! JSON envelope, and every failure gets its status in one place. [`serve`] runs those routes on
+//! hyper with the read, write and idle timeouts, `X-Request-Id` on every response, one access log
+//! line per request, and a graceful shutdown. It depends on the app and domain crates only.
+
+mod body;
+mod connection;
+mod dto;
+mod envelope;
+mod error;
+mod exchange;
+mod handlers;
+mod input;
+mod request_id;
+mod routes;
+mod server;
+
+pub use body::BODY_LIMIT;
+pub use error::ApiError;
+pub use request_id::{REQUEST_ID_HEADER, RequestId};
+pub use routes::{Routes, routes};
+pub use server::{HttpSettings, serve};

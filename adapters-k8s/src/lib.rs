@@ -1,1 +1,22 @@
-//! placeholder
+//! alsy's Kubernetes adapter: the [`alsy_app::PodRuntime`] port over the pods API, with kube and
+//! k8s-openapi.
+//!
+//! [`pod_manifest`] turns a domain `DesiredPod` into the pod of design §6 (a pure function);
+//! [`KubeRuntime`] lists, creates, deletes and restarts those pods in one namespace, seeing only
+//! the ones labelled `app.kubernetes.io/managed-by=alsy`. It depends on the app and domain crates
+//! only; `bin` chooses it with `ALSY__RUNTIME__KIND=kubernetes`.
+
+mod connect;
+mod errors;
+mod manifest;
+mod rate_limit;
+mod runtime;
+mod settings;
+
+pub use errors::KubeError;
+pub use manifest::{
+    ALGORITHM_LABEL, CLIENT_ID_LABEL, CONTAINER_NAME, MANAGED_BY_LABEL, MANAGED_BY_VALUE,
+    MANAGED_SELECTOR, NAME_LABEL, PRIORITY_ANNOTATION, VERSION_LABEL, is_managed, pod_manifest,
+};
+pub use runtime::KubeRuntime;
+pub use settings::KubeSettings;

@@ -2,4 +2,8 @@
 //! PostgreSQL databases, and a test server that speaks the Kubernetes pods API over real HTTP.
 //! The tests themselves live in `tests/it/`, one test binary for the whole workspace.
 
+pub mod app;
 pub mod fixtures;
+pub mod kube_server;
+pub mod postgres;
+pub mod tcp_proxy;

@@ -1,3 +1,14 @@
 //! alsy's integration tests: one test binary, one module per area.
 
+mod compose;
+mod compose_smoke;
+mod deploy_manifests;
+mod http_api;
+mod k8s_real_cluster;
+mod kube_scenario;
+mod pod_runtime_contract;
+mod postgres_faults;
+mod postgres_storage;
 mod reconciler;
+mod repository_contract;
+mod scenario;

@@ -154,7 +154,7 @@ async fn one_pod_failing_does_not_stop_the_others_and_is_retried_next_pass() {
     );
 
     let second = reconciler.run_pass(Trigger::Interval).await;
-    assert_eq!(names(&second.created), names(&[failing]));
+    assert_eq!(names(&second.created), [failing.to_string()]);
     assert!(second.failed.is_empty());
     assert!(world.repo.get(a.id).await.unwrap().spawned_at.is_some());
 }
@@ -173,8 +173,8 @@ async fn a_pod_dropped_behind_our_back_comes_back_and_a_failed_pod_is_replaced()
     assert!(world.runtime.set_phase(&twap, PodPhase::Failed));
     let report = reconciler.run_pass(Trigger::Interval).await;
 
-    assert_eq!(names(&report.created), names(&[vwap.clone()]));
-    assert_eq!(names(&report.restarted), names(&[twap.clone()]));
+    assert_eq!(names(&report.created), [vwap.to_string()]);
+    assert_eq!(names(&report.restarted), [twap.to_string()]);
     let replaced = world.runtime.pod(&twap).unwrap();
     assert_eq!(replaced.phase, PodPhase::Running);
     assert_ne!(replaced.uid, old_uid);

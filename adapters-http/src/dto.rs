@@ -1,0 +1,241 @@
+//! What the API sends: clients, pages, pods and pass reports as JSON, with times in RFC 3339 UTC.
+//! These shapes are the API contract (design §4), kept apart from the domain types so either can
+//! change without silently changing the other.
+
+use std::time::SystemTime;
+
+use alsy_app::{Operation, PassOutcome, PassReport, PodView};
+use alsy_domain::{AlgorithmStatus, Client, Page};
+use chrono::{DateTime, SecondsFormat, Utc};
+use serde::Serialize;
+
+/// A client with its switches.
+#[derive(Debug, Serialize)]
+pub(crate) struct ClientDto<'a> {
+    id: i64,
+    name: &'a str,
+    version: i32,
+    image: &'a str,
+    cpu: &'a str,
+    mem: &'a str,
+    priority: f64,
+    need_restart: bool,
+    spawned_at: Option<String>,
+    created_at: String,
+    updated_at: String,
+    status: AlgorithmStatus,
+}
+
+impl<'a> From<&'a Client> for ClientDto<'a> {
+    fn from(client: &'a Client) -> Self {
+        ClientDto {
+            id: client.id.get(),
+            name: client.spec.name.as_str(),
+            version: client.spec.version.get(),
+            image: client.spec.image.as_str(),
+            cpu: client.spec.cpu.as_str(),
+            mem: client.spec.mem.as_str(),
+            priority: client.spec.priority.get(),
+            need_restart: client.need_restart,
+            spawned_at: client.spawned_at.map(timestamp),
+            created_at: timestamp(client.created_at),
+            updated_at: timestamp(client.updated_at),
+            status: client.status,
+        }
+    }
+}
+
+/// A page of clients: `{"items":[...],"next":ID|null}`.
+#[derive(Debug, Serialize)]
+pub(crate) struct PageDto<'a> {
+    items: Vec<ClientDto<'a>>,
+    next: Option<i64>,
+}
+
+impl<'a> From<&'a Page> for PageDto<'a> {
+    fn from(page: &'a Page) -> Self {
+        PageDto {
+            items: page.items.iter().map(ClientDto::from).collect(),
+            next: page.next.map(|id| id.get()),
+        }
+    }
+}
+
+/// A pod the runtime reports.
+#[derive(Debug, Serialize)]
+pub(crate) struct PodDto<'a> {
+    name: &'a str,
+    client_id: Option<i64>,
+    algorithm: Option<&'static str>,
+    phase: &'static str,
+}
+
+impl<'a> From<&'a PodView> for PodDto<'a> {
+    fn from(pod: &'a PodView) -> Self {
+        PodDto {
+            name: pod.name.as_str(),
+            client_id: pod.client_id.map(|id| id.get()),
+            algorithm: pod.algorithm.map(|a| a.as_str()),
+            phase: pod.phase.as_str(),
+        }
+    }
+}
+
+/// One reconcile pass's report.
+#[derive(Debug, Serialize)]
+pub(crate) struct ReportDto<'a> {
+    trigger: &'static str,
+    outcome: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error: Option<&'a str>,
+    started_at: String,
+    finished_at: String,
+    duration_ms: u64,
+    created: Vec<&'a str>,
+    deleted: Vec<&'a str>,
+    restarted: Vec<&'a str>,
+    failed: Vec<FailureDto<'a>>,
+}
+
+#[derive(Debug, Serialize)]
+struct FailureDto<'a> {
+    pod: &'a str,
+    operation: &'static str,
+    error: &'a str,
+}
+
+impl<'a> From<&'a PassReport> for ReportDto<'a> {
+    fn from(report: &'a PassReport) -> Self {
+        let (outcome, error) = match &report.outcome {
+            PassOutcome::Completed => ("completed", None),
+            PassOutcome::Skipped => ("skipped", None),
+            PassOutcome::Failed(reason) => ("failed", Some(reason.as_str())),
+        };
+        let names = |pods: &'a [alsy_domain::PodName]| pods.iter().map(|p| p.as_str()).collect();
+        ReportDto {
+            trigger: report.trigger.as_str(),
+            outcome,
+            error,
+            started_at: timestamp(report.started_at),
+            finished_at: timestamp(report.finished_at),
+            duration_ms: u64::try_from(report.duration.as_millis()).unwrap_or(u64::MAX),
+            created: names(&report.created),
+            deleted: names(&report.deleted),
+            restarted: names(&report.restarted),
+            failed: report
+                .failed
+                .iter()
+                .map(|f| FailureDto {
+                    pod: f.pod.as_str(),
+                    operation: operation(f.operation),
+                    error: &f.error,
+                })
+                .collect(),
+        }
+    }
+}
+
+fn operation(op: Operation) -> &'static str {
+    match op {
+        Operation::Create => "create",
+        Operation::Delete => "delete",
+        Operation::Restart => "restart",
+    }
+}
+
+/// RFC 3339 in UTC with microseconds: PostgreSQL's precision, so a time read back compares equal.
+pub(crate) fn timestamp(at: SystemTime) -> String {
+    DateTime::<Utc>::from(at).to_rfc3339_opts(SecondsFormat::Micros, true)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::{Duration, UNIX_EPOCH};
+
+    use alsy_app::{PodFailure, Trigger};
+    use alsy_domain::{ClientId, ClientSpec, ClientSpecInput, PodName};
+    use serde_json::{Value, json};
+
+    fn client() -> Client {
+        let at = UNIX_EPOCH + Duration::from_secs(1_721_348_122);
+        Client {
+            id: ClientId::new(3).unwrap(),
+            spec: ClientSpec::parse(ClientSpecInput {
+                name: "Jimbo".into(),
+                version: 2,
+                image: "ghcr.io/acme/vwap:1.0".into(),
+                cpu: "500m".into(),
+                mem: "512Mi".into(),
+                priority: 0.25,
+            })
+            .unwrap(),
+            status: AlgorithmStatus {
+                vwap: true,
+                twap: false,
+                hft: true,
+            },
+            need_restart: false,
+            spawned_at: None,
+            created_at: at,
+            updated_at: at + Duration::from_micros(1500),
+        }
+    }
+
+    #[test]
+    fn a_client_has_exactly_the_fields_of_the_contract_in_order() {
+        let client = client();
+        let text = serde_json::to_string(&ClientDto::from(&client)).unwrap();
+        assert_eq!(
+            text,
+            r#"{"id":3,"name":"Jimbo","version":2,"image":"ghcr.io/acme/vwap:1.0","cpu":"500m","mem":"512Mi","priority":0.25,"need_restart":false,"spawned_at":null,"created_at":"2024-07-19T00:15:22.000000Z","updated_at":"2024-07-19T00:15:22.001500Z","status":{"VWAP":true,"TWAP":false,"HFT":true}}"#
+        );
+    }
+
+    #[test]
+    fn a_page_lists_items_and_the_next_cursor() {
+        let page = Page {
+            items: vec![client()],
+            next: ClientId::new(3),
+        };
+        let value: Value = serde_json::to_value(PageDto::from(&page)).unwrap();
+        assert_eq!(value["next"], json!(3));
+        assert_eq!(value["items"][0]["id"], json!(3));
+    }
+
+    #[test]
+    fn a_failed_pass_reports_its_error_and_failures() {
+        let at = UNIX_EPOCH;
+        let report = PassReport {
+            trigger: Trigger::Request,
+            outcome: PassOutcome::Failed("listing pods: runtime unavailable".into()),
+            started_at: at,
+            finished_at: at + Duration::from_millis(12),
+            duration: Duration::from_millis(12),
+            created: vec![PodName::parse("vwap-1").unwrap()],
+            deleted: vec![],
+            restarted: vec![],
+            failed: vec![PodFailure {
+                pod: PodName::parse("hft-1").unwrap(),
+                operation: Operation::Create,
+                error: "boom".into(),
+            }],
+        };
+        let value = serde_json::to_value(ReportDto::from(&report)).unwrap();
+        assert_eq!(
+            value,
+            json!({
+                "trigger": "request",
+                "outcome": "failed",
+                "error": "listing pods: runtime unavailable",
+                "started_at": "1970-01-01T00:00:00.000000Z",
+                "finished_at": "1970-01-01T00:00:00.012000Z",
+                "duration_ms": 12,
+                "created": ["vwap-1"],
+                "deleted": [],
+                "restarted": [],
+                "failed": [{"pod": "hft-1", "operation": "create", "error": "boom"}]
+            })
+        );
+    }
+}

@@ -1,0 +1,232 @@
+//! One handler per endpoint: parse the input, call the use case, shape the reply. Handlers
+//! never reject; failures travel as [`Failed`] to the one place that renders them.
+
+use alsy_app::{PassOutcome, Service, ServiceError};
+use warp::http::StatusCode;
+use warp::http::header::LOCATION;
+use warp::reply::Response;
+
+use crate::dto::{ClientDto, PageDto, PodDto, ReportDto};
+use crate::envelope;
+use crate::error::ApiError;
+use crate::input::{self, Query};
+
+/// Why a request failed: a handler's error, or warp's own rejection (no route, wrong method).
+pub(crate) enum Failed {
+    Api(ApiError),
+    Rejected(warp::Rejection),
+}
+
+impl From<ApiError> for Failed {
+    fn from(err: ApiError) -> Failed {
+        Failed::Api(err)
+    }
+}
+
+impl From<ServiceError> for Failed {
+    fn from(err: ServiceError) -> Failed {
+        Failed::Api(err.into())
+    }
+}
+
+/// What a handler produces.
+pub(crate) type Outcome = Result<Response, Failed>;
+
+/// A body as read by [`crate::body::read`].
+type Body = Result<Vec<u8>, ApiError>;
+
+fn bad_request(message: String) -> Failed {
+    ApiError::BadRequest(message).into()
+}
+
+/// The client a `{id}` segment names; a segment that cannot be an id names no client (404).
+fn client_id(segment: &str) -> Result<alsy_domain::ClientId, Failed> {
+    input::client_id(segment).ok_or_else(|| {
+        let short_digits = segment.len() <= 32 && segment.bytes().all(|b| b.is_ascii_digit());
+        let message = if short_digits && !segment.is_empty() {
+            format!("client {segment} not found")
+        } else {
+            "client not found".to_owned()
+        };
+        ApiError::NotFound(message).into()
+    })
+}
+
+/// `GET /api/health`: the process is alive.
+pub(crate) async fn health() -> Outcome {
+    Ok(envelope::ok_empty(StatusCode::OK))
+}
+
+/// `GET /api/ready`: storage answers.
+pub(crate) async fn ready(service: Service) -> Outcome {
+    match service.ready().await {
+        Ok(()) => Ok(envelope::ok_empty(StatusCode::OK)),
+        Err(err) => Err(match ApiError::from(err) {
+            unavailable @ ApiError::Unavailable { .. } => unavailable,
+            // Not ready, whatever the reason: 503 so a load balancer takes the replica out.
+            other => ApiError::Unavailable {
+                message: ApiError::STORAGE_UNAVAILABLE,
+                detail: other.detail().unwrap_or_default().to_owned(),
+            },
+        }
+        .into()),
+    }
+}
+
+/// `POST /api/v1/clients`.
+pub(crate) async fn create_client(service: Service, body: Body) -> Outcome {
+    let spec = input::client_spec(&body?).map_err(bad_request)?;
+    let client = service.create_client(spec).await?;
+    let location = format!("/api/v1/clients/{}", client.id);
+    let response = envelope::ok(
+        StatusCode::CREATED,
+        Some("client created successfully"),
+        Some(&ClientDto::from(&client)),
+    );
+    Ok(envelope::with_header(response, LOCATION, &location))
+}
+
+/// `GET /api/v1/clients?after=ID&limit=N`.
+pub(crate) async fn list_clients(service: Service, query: Query) -> Outcome {
+    let page = input::page(&query).map_err(bad_request)?;
+    let page = service.clients(page).await?;
+    Ok(envelope::ok(
+        StatusCode::OK,
+        None,
+        Some(&PageDto::from(&page)),
+    ))
+}
+
+/// `GET /api/v1/clients/{id}` and `GET /api/v1/status/{id}`: the client with its switches.
+pub(crate) async fn get_client(segment: String, service: Service) -> Outcome {
+    let client = service.client(client_id(&segment)?).await?;
+    Ok(envelope::ok(
+        StatusCode::OK,
+        None,
+        Some(&ClientDto::from(&client)),
+    ))
+}
+
+/// `PUT /api/v1/clients/{id}?need_restart=...`.
+pub(crate) async fn update_client(
+    segment: String,
+    service: Service,
+    query: Query,
+    body: Body,
+) -> Outcome {
+    let id = client_id(&segment)?;
+    let need_restart = input::need_restart(&query).map_err(bad_request)?;
+    let spec = input::client_spec(&body?).map_err(bad_request)?;
+    let client = service.update_client(id, spec, need_restart).await?;
+    Ok(envelope::ok(
+        StatusCode::OK,
+        Some("client updated successfully"),
+        Some(&ClientDto::from(&client)),
+    ))
+}
+
+/// `DELETE /api/v1/clients/{id}`.
+pub(crate) async fn delete_client(segment: String, service: Service) -> Outcome {
+    service.delete_client(client_id(&segment)?).await?;
+    Ok(envelope::no_content())
+}
+
+/// `PUT /api/v1/status/{id}?need_restart=...`.
+pub(crate) async fn set_status(
+    segment: String,
+    service: Service,
+    query: Query,
+    body: Body,
+) -> Outcome {
+    let id = client_id(&segment)?;
+    let need_restart = input::need_restart(&query).map_err(bad_request)?;
+    let status = input::algorithm_status(&body?).map_err(bad_request)?;
+    let client = service.set_status(id, status, need_restart).await?;
+    Ok(envelope::ok(
+        StatusCode::OK,
+        Some("status updated successfully"),
+        Some(&ClientDto::from(&client)),
+    ))
+}
+
+/// `GET /api/v1/pods`.
+pub(crate) async fn pods(service: Service) -> Outcome {
+    let pods = service.pods().await?;
+    let pods: Vec<PodDto> = pods.iter().map(PodDto::from).collect();
+    Ok(envelope::ok(StatusCode::OK, None, Some(&pods)))
+}
+
+/// `GET /api/v1/sync`: the last pass's report, `null` before the first pass ends.
+pub(crate) async fn last_pass(service: Service) -> Outcome {
+    let report = service.last_pass();
+    // `Some(None)`: the key is there, `"data": null`, meaning "no pass has finished yet".
+    let report = report.as_ref().map(ReportDto::from);
+    Ok(envelope::ok(StatusCode::OK, None, Some(&report)))
+}
+
+/// `POST /api/v1/sync`: a fresh pass's report. A pass that could not read storage or the
+/// runtime is 503 with its report, so a caller sees both that it failed and why.
+pub(crate) async fn sync_now(service: Service) -> Outcome {
+    // The pass runs in its own task: a client that goes away, or the write timeout, must not
+    // cancel a pass half-way through its pod operations.
+    let report = tokio::spawn(async move { service.sync_now().await })
+        .await
+        .map_err(|e| ApiError::Internal(format!("the sync task failed: {e}")))??;
+    let body = ReportDto::from(&report);
+    match &report.outcome {
+        PassOutcome::Completed | PassOutcome::Skipped => {
+            Ok(envelope::ok(StatusCode::OK, None, Some(&body)))
+        }
+        PassOutcome::Failed(reason) => Ok(envelope::error_with(
+            StatusCode::SERVICE_UNAVAILABLE,
+            failed_pass_message(reason),
+            &body,
+        )),
+    }
+}
+
+/// What a failed pass could not reach. The reconciler's reasons start with the step that failed
+/// ("listing pods: ..."; "reading desired state: ..." and the lock are storage).
+fn failed_pass_message(reason: &str) -> &'static str {
+    if reason.starts_with("listing pods") {
+        ApiError::RUNTIME_UNAVAILABLE
+    } else {
+        ApiError::STORAGE_UNAVAILABLE
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_failed_pass_names_what_it_could_not_reach() {
+        assert_eq!(
+            failed_pass_message("listing pods: runtime unavailable: refused"),
+            "pod runtime unavailable"
+        );
+        assert_eq!(
+            failed_pass_message("reading desired state: storage unavailable: timeout"),
+            "storage unavailable"
+        );
+        assert_eq!(
+            failed_pass_message("could not take the reconcile lock: storage unavailable"),
+            "storage unavailable"
+        );
+    }
+
+    #[test]
+    fn an_id_that_cannot_be_a_client_is_not_found() {
+        let message = |segment: &str| match client_id(segment) {
+            Err(Failed::Api(err)) => err.to_string(),
+            _ => String::new(),
+        };
+        assert_eq!(message("0"), "client 0 not found");
+        assert_eq!(message("abc"), "client not found");
+        assert_eq!(
+            message("99999999999999999999"),
+            "client 99999999999999999999 not found"
+        );
+        assert!(client_id("12").is_ok());
+    }
+}

@@ -1,0 +1,179 @@
+//! The route table of design §4 as warp filters.
+//!
+//! Every route matches its path first and its method second, so a known path with the wrong
+//! method is 405 and an unknown path is 404. Handlers never reject: they return an
+//! [`Outcome`], and what warp itself rejects (no route, wrong method, an undecodable query) is
+//! caught in one place. Either way [`render`] turns failures into the JSON envelope, so every
+//! response, errors included, has the same shape.
+
+use std::convert::Infallible;
+
+use alsy_app::Service;
+use slog::{Logger, error, o, warn};
+use warp::filters::BoxedFilter;
+use warp::http::Method;
+use warp::path::FullPath;
+use warp::reply::Response;
+use warp::{Filter, Rejection};
+
+use crate::body::{self, BodyDeadline};
+use crate::envelope;
+use crate::error::{ApiError, from_rejection};
+use crate::handlers::{self, Failed, Outcome};
+use crate::input::Query;
+use crate::request_id::RequestId;
+
+/// The whole API as one filter, ready for [`crate::serve`].
+pub type Routes = BoxedFilter<(Response,)>;
+
+/// Builds every route of the API over `service`; failures are logged under component `api/http`.
+pub fn routes(service: Service, log: &Logger) -> Routes {
+    let log = log.new(o!("component" => "api/http"));
+    let api = system(&service)
+        .or(clients(&service))
+        .unify()
+        .or(statuses(&service))
+        .unify()
+        .or(sync(&service))
+        .unify();
+    let recovered = api.or_else(|rejection: Rejection| async move {
+        Ok::<(Outcome,), Infallible>((Err(Failed::Rejected(rejection)),))
+    });
+    let context = warp::ext::optional::<RequestId>()
+        .map(|id: Option<RequestId>| id.unwrap_or_else(RequestId::generate))
+        .and(warp::method())
+        .and(warp::path::full());
+    context
+        .and(recovered)
+        .map(
+            move |id: RequestId, method: Method, path: FullPath, outcome: Outcome| {
+                render(&log, &id, &method, path.as_str(), outcome)
+            },
+        )
+        .boxed()
+}
+
+type Route = BoxedFilter<(Outcome,)>;
+
+fn with_service(
+    service: &Service,
+) -> impl Filter<Extract = (Service,), Error = Infallible> + Clone + use<> {
+    let service = service.clone();
+    warp::any().map(move || service.clone())
+}
+
+/// The request body, read with the size limit and the read deadline.
+fn body() -> impl Filter<Extract = (Result<Vec<u8>, ApiError>,), Error = Rejection> + Clone {
+    warp::header::optional::<u64>("content-length")
+        .and(warp::ext::optional::<BodyDeadline>())
+        .and(warp::body::stream())
+        .then(body::read)
+}
+
+fn query() -> impl Filter<Extract = (Query,), Error = Rejection> + Clone {
+    warp::query::<Query>()
+}
+
+/// `/api/health`, `/api/ready`, `/api/v1/pods`.
+fn system(service: &Service) -> Route {
+    let health = warp::path!("api" / "health")
+        .and(warp::get())
+        .then(handlers::health);
+    let ready = warp::path!("api" / "ready")
+        .and(warp::get())
+        .and(with_service(service))
+        .then(handlers::ready);
+    let pods = warp::path!("api" / "v1" / "pods")
+        .and(warp::get())
+        .and(with_service(service))
+        .then(handlers::pods);
+    health.or(ready).unify().or(pods).unify().boxed()
+}
+
+/// `/api/v1/clients` and `/api/v1/clients/{id}`.
+fn clients(service: &Service) -> Route {
+    let list = warp::path!("api" / "v1" / "clients")
+        .and(warp::get())
+        .and(with_service(service))
+        .and(query())
+        .then(handlers::list_clients);
+    let create = warp::path!("api" / "v1" / "clients")
+        .and(warp::post())
+        .and(with_service(service))
+        .and(body())
+        .then(handlers::create_client);
+    let item = || warp::path!("api" / "v1" / "clients" / String);
+    let get = item()
+        .and(warp::get())
+        .and(with_service(service))
+        .then(handlers::get_client);
+    let update = item()
+        .and(warp::put())
+        .and(with_service(service))
+        .and(query())
+        .and(body())
+        .then(handlers::update_client);
+    let delete = item()
+        .and(warp::delete())
+        .and(with_service(service))
+        .then(handlers::delete_client);
+    list.or(create)
+        .unify()
+        .or(get)
+        .unify()
+        .or(update)
+        .unify()
+        .or(delete)
+        .unify()
+        .boxed()
+}
+
+/// `/api/v1/status/{id}`.
+fn statuses(service: &Service) -> Route {
+    let item = || warp::path!("api" / "v1" / "status" / String);
+    let get = item()
+        .and(warp::get())
+        .and(with_service(service))
+        .then(handlers::get_client);
+    let set = item()
+        .and(warp::put())
+        .and(with_service(service))
+        .and(query())
+        .and(body())
+        .then(handlers::set_status);
+    get.or(set).unify().boxed()
+}
+
+/// `/api/v1/sync`.
+fn sync(service: &Service) -> Route {
+    let last = warp::path!("api" / "v1" / "sync")
+        .and(warp::get())
+        .and(with_service(service))
+        .then(handlers::last_pass);
+    let now = warp::path!("api" / "v1" / "sync")
+        .and(warp::post())
+        .and(with_service(service))
+        .then(handlers::sync_now);
+    last.or(now).unify().boxed()
+}
+
+/// The one place a failure becomes a response: its status, its public message, and for 5xx a
+/// log line with the detail and the request id the client was given.
+fn render(log: &Logger, id: &RequestId, method: &Method, path: &str, outcome: Outcome) -> Response {
+    let err = match outcome {
+        Ok(response) => return response,
+        Err(Failed::Api(err)) => err,
+        Err(Failed::Rejected(rejection)) => from_rejection(&rejection, method.as_str(), path),
+    };
+    if let Some(detail) = err.detail() {
+        let status = err.status().as_u16();
+        if matches!(err, ApiError::Internal(_)) {
+            error!(log, "request failed"; "request_id" => %id, "method" => %method, "path" => path,
+                "status" => status, "error" => detail);
+        } else {
+            warn!(log, "request failed"; "request_id" => %id, "method" => %method, "path" => path,
+                "status" => status, "error" => detail);
+        }
+    }
+    envelope::error(err.status(), &err.public_message(id))
+}

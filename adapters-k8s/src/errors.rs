@@ -1,0 +1,229 @@
+//! What can go wrong: [`KubeError`] at start-up, and how an API call's failure becomes the port's
+//! [`RuntimeError`] (retryable `Unavailable` or final `Rejected`).
+
+use std::time::Duration;
+
+use alsy_app::RuntimeError;
+use alsy_domain::PodName;
+
+/// Why the Kubernetes runtime could not be set up.
+#[derive(Debug, thiserror::Error)]
+pub enum KubeError {
+    /// Neither a kubeconfig (`KUBECONFIG`, `~/.kube/config`) nor an in-cluster service account.
+    #[error("no Kubernetes configuration found (KUBECONFIG, ~/.kube/config, in-cluster): {0}")]
+    NoConfig(#[source] kube::config::InferConfigError),
+    /// A kubeconfig file given explicitly could not be read or used.
+    #[error("kubeconfig {path}: {source}")]
+    Kubeconfig {
+        /// The file.
+        path: String,
+        /// What was wrong with it.
+        #[source]
+        source: kube::config::KubeconfigError,
+    },
+    /// The API server URL would make every request fail (kube panics on a URL without a scheme).
+    #[error(
+        "Kubernetes API server URL `{0}` must be absolute with a scheme, like https://host:6443"
+    )]
+    ServerUrl(String),
+    /// The namespace is not a DNS-1123 label.
+    #[error(
+        "namespace `{0}` is not valid: at most 63 lower-case letters, digits and '-', starting and ending with a letter or digit"
+    )]
+    Namespace(String),
+    /// A setting would make every call fail.
+    #[error("{setting} {problem}")]
+    Setting {
+        /// The environment name of the setting.
+        setting: &'static str,
+        /// What is wrong with its value.
+        problem: &'static str,
+    },
+    /// kube could not build a client from the configuration (TLS, credentials).
+    #[error("cannot build the Kubernetes client: {0}")]
+    Client(#[source] kube::Error),
+}
+
+/// What an operation on `pod` (or on the list, `None`) made of a failed call.
+pub(crate) fn runtime_error(
+    pod: Option<&PodName>,
+    what: &str,
+    timeout: Duration,
+    error: CallError,
+) -> RuntimeError {
+    let pod = pod.cloned();
+    match error {
+        CallError::TimedOut => RuntimeError::Unavailable {
+            pod,
+            detail: format!("{what}: no answer within {}", humane(timeout)),
+        },
+        CallError::Kube(error) if is_retryable(&error) => RuntimeError::Unavailable {
+            pod,
+            detail: format!("{what}: {}", describe(&error)),
+        },
+        CallError::Kube(error) => RuntimeError::Rejected {
+            pod,
+            detail: format!("{what}: {}", describe(&error)),
+        },
+    }
+}
+
+/// A failed API call: no answer in time, or kube's error.
+#[derive(Debug)]
+pub(crate) enum CallError {
+    /// The request timeout passed.
+    TimedOut,
+    /// kube returned an error.
+    Kube(kube::Error),
+}
+
+impl CallError {
+    /// 409 on create: the pod exists already (design §6: success).
+    pub(crate) fn is_already_exists(&self) -> bool {
+        matches!(self, CallError::Kube(kube::Error::Api(s)) if s.code == 409 || s.reason == "AlreadyExists")
+    }
+
+    /// 404: the pod is gone (design §6: success on delete).
+    pub(crate) fn is_not_found(&self) -> bool {
+        matches!(self, CallError::Kube(kube::Error::Api(s)) if s.code == 404 || s.reason == "NotFound")
+    }
+}
+
+/// 429, 5xx, 408, and the reasons the API server uses for them; connection failures; garbled
+/// answers (a proxy in the way). Other 4xx — invalid object, forbidden, unauthorised — won't
+/// change by retrying.
+fn is_retryable(error: &kube::Error) -> bool {
+    match error {
+        kube::Error::Api(status) => {
+            let retryable_reason = matches!(
+                status.reason.as_str(),
+                "TooManyRequests"
+                    | "ServiceUnavailable"
+                    | "InternalError"
+                    | "Timeout"
+                    | "ServerTimeout"
+            );
+            let code = status.code;
+            retryable_reason || code == 429 || code == 408 || code >= 500 || code == 0
+        }
+        kube::Error::HyperError(_)
+        | kube::Error::Service(_)
+        | kube::Error::SerdeError(_)
+        | kube::Error::FromUtf8(_)
+        | kube::Error::ReadEvents(_)
+        | kube::Error::Auth(_) => true,
+        _ => false,
+    }
+}
+
+/// kube's messages repeat themselves (`ApiError: m: r (Status {..})`); keep the useful part.
+fn describe(error: &kube::Error) -> String {
+    match error {
+        kube::Error::Api(status) => {
+            let message = if status.message.is_empty() {
+                "no message"
+            } else {
+                status.message.as_str()
+            };
+            if status.reason.is_empty() {
+                format!("HTTP {}: {message}", status.code)
+            } else {
+                format!("HTTP {} {}: {message}", status.code, status.reason)
+            }
+        }
+        other => {
+            // Service errors wrap the cause (connection refused) a level or two down.
+            let mut text = other.to_string();
+            let mut source = std::error::Error::source(other);
+            while let Some(cause) = source {
+                let cause_text = cause.to_string();
+                if !text.contains(&cause_text) {
+                    text = format!("{text}: {cause_text}");
+                }
+                source = cause.source();
+            }
+            text
+        }
+    }
+}
+
+fn humane(duration: Duration) -> String {
+    if duration.subsec_millis() == 0 {
+        format!("{}s", duration.as_secs())
+    } else {
+        format!("{}ms", duration.as_millis())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use kube::core::Status;
+
+    fn api(code: u16, reason: &str) -> CallError {
+        CallError::Kube(kube::Error::Api(
+            Status::failure("the server says so", reason)
+                .with_code(code)
+                .boxed(),
+        ))
+    }
+
+    fn pod() -> PodName {
+        PodName::parse("vwap-1").unwrap()
+    }
+
+    #[test]
+    fn throttling_server_errors_and_timeouts_are_unavailable_and_name_the_pod() {
+        for error in [
+            api(429, "TooManyRequests"),
+            api(500, "InternalError"),
+            api(503, "ServiceUnavailable"),
+            api(504, "Timeout"),
+            api(502, "Failed to parse error data"),
+            CallError::TimedOut,
+        ] {
+            let error = runtime_error(Some(&pod()), "create", Duration::from_secs(10), error);
+            assert!(error.is_retryable(), "{error}");
+            assert!(error.to_string().contains("pod vwap-1"), "{error}");
+        }
+    }
+
+    #[test]
+    fn other_client_errors_are_rejected() {
+        for error in [
+            api(422, "Invalid"),
+            api(403, "Forbidden"),
+            api(400, "BadRequest"),
+        ] {
+            let error = runtime_error(Some(&pod()), "create", Duration::from_secs(1), error);
+            assert!(
+                matches!(&error, RuntimeError::Rejected { pod: Some(p), .. } if p.as_str() == "vwap-1"),
+                "{error:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn messages_carry_the_code_reason_and_server_message() {
+        let error = runtime_error(
+            None,
+            "list",
+            Duration::from_millis(1500),
+            api(429, "TooManyRequests"),
+        );
+        assert_eq!(
+            error.to_string(),
+            "runtime unavailable: list: HTTP 429 TooManyRequests: the server says so"
+        );
+        let error = runtime_error(
+            None,
+            "list",
+            Duration::from_millis(1500),
+            CallError::TimedOut,
+        );
+        assert_eq!(
+            error.to_string(),
+            "runtime unavailable: list: no answer within 1500ms"
+        );
+    }
+}

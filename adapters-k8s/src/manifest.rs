@@ -1,0 +1,156 @@
+//! The pod alsy creates for a [`DesiredPod`] (design §6), its labels, and how a listed pod is read
+//! back into an [`ObservedPod`].
+
+use std::collections::BTreeMap;
+
+use alsy_domain::{DesiredPod, ObservedPod, PodName, PodPhase};
+use k8s_openapi::api::core::v1::{
+    Capabilities, Container, EnvVar, Pod, PodSecurityContext, PodSpec, ResourceRequirements,
+    SeccompProfile, SecurityContext,
+};
+use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+
+/// The label every pod alsy manages carries; `list` selects on it and nothing else is touched.
+pub const MANAGED_BY_LABEL: &str = "app.kubernetes.io/managed-by";
+/// The value of [`MANAGED_BY_LABEL`] on alsy's pods.
+pub const MANAGED_BY_VALUE: &str = "alsy";
+/// The label selector `list` sends: `app.kubernetes.io/managed-by=alsy`.
+pub const MANAGED_SELECTOR: &str = "app.kubernetes.io/managed-by=alsy";
+/// `app.kubernetes.io/name` of alsy's pods.
+pub const NAME_LABEL: &str = "app.kubernetes.io/name";
+/// The client whose algorithm the pod runs.
+pub const CLIENT_ID_LABEL: &str = "alsy.io/client-id";
+/// The algorithm's lower-case slug (`vwap`): label values must be DNS-friendly.
+pub const ALGORITHM_LABEL: &str = "alsy.io/algorithm";
+/// The client's algorithm version.
+pub const VERSION_LABEL: &str = "alsy.io/version";
+/// The client's priority; an annotation because a float is not a valid label value in general.
+pub const PRIORITY_ANNOTATION: &str = "alsy.io/priority";
+/// The one container's name.
+pub const CONTAINER_NAME: &str = "algorithm";
+
+/// The Kubernetes pod for `pod`: one container `algorithm` running the client's image with
+/// requests = limits (Guaranteed QoS), its identity in env, labels and annotation, and a
+/// least-privilege security context that still runs any image (see the README for what is
+/// deliberately not set).
+pub fn pod_manifest(pod: &DesiredPod) -> Pod {
+    let labels = BTreeMap::from([
+        (MANAGED_BY_LABEL.to_owned(), MANAGED_BY_VALUE.to_owned()),
+        (NAME_LABEL.to_owned(), "alsy-algorithm".to_owned()),
+        (CLIENT_ID_LABEL.to_owned(), pod.client_id.to_string()),
+        (ALGORITHM_LABEL.to_owned(), pod.algorithm.slug().to_owned()),
+        (VERSION_LABEL.to_owned(), pod.version.to_string()),
+    ]);
+    let annotations = BTreeMap::from([(
+        PRIORITY_ANNOTATION.to_owned(),
+        pod.priority.get().to_string(),
+    )]);
+    let resources = BTreeMap::from([
+        ("cpu".to_owned(), Quantity(pod.cpu.as_str().to_owned())),
+        ("memory".to_owned(), Quantity(pod.mem.as_str().to_owned())),
+    ]);
+    let env = [
+        ("ALGORITHM", pod.algorithm.as_str().to_owned()),
+        ("CLIENT_ID", pod.client_id.to_string()),
+        ("CLIENT_VERSION", pod.version.to_string()),
+    ]
+    .into_iter()
+    .map(|(name, value)| EnvVar {
+        name: name.to_owned(),
+        value: Some(value),
+        ..EnvVar::default()
+    })
+    .collect();
+    let container = Container {
+        name: CONTAINER_NAME.to_owned(),
+        image: Some(pod.image.as_str().to_owned()),
+        env: Some(env),
+        resources: Some(ResourceRequirements {
+            requests: Some(resources.clone()),
+            limits: Some(resources),
+            ..ResourceRequirements::default()
+        }),
+        security_context: Some(SecurityContext {
+            allow_privilege_escalation: Some(false),
+            capabilities: Some(Capabilities {
+                drop: Some(vec!["ALL".to_owned()]),
+                ..Capabilities::default()
+            }),
+            ..SecurityContext::default()
+        }),
+        ..Container::default()
+    };
+    Pod {
+        metadata: ObjectMeta {
+            name: Some(pod.name.as_str().to_owned()),
+            labels: Some(labels),
+            annotations: Some(annotations),
+            ..ObjectMeta::default()
+        },
+        spec: Some(PodSpec {
+            containers: vec![container],
+            restart_policy: Some("Always".to_owned()),
+            // Algorithms have no business with the Kubernetes API.
+            automount_service_account_token: Some(false),
+            security_context: Some(PodSecurityContext {
+                seccomp_profile: Some(SeccompProfile {
+                    type_: "RuntimeDefault".to_owned(),
+                    ..SeccompProfile::default()
+                }),
+                ..PodSecurityContext::default()
+            }),
+            ..PodSpec::default()
+        }),
+        status: None,
+    }
+}
+
+/// Whether a pod carries alsy's label: the only pods the runtime reports or touches.
+pub fn is_managed(pod: &Pod) -> bool {
+    pod.metadata
+        .labels
+        .as_ref()
+        .and_then(|labels| labels.get(MANAGED_BY_LABEL))
+        .is_some_and(|value| value == MANAGED_BY_VALUE)
+}
+
+/// Why a listed pod is not reported.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Unobservable {
+    /// It lacks alsy's label (a server that ignored the selector).
+    Foreign,
+    /// Its name is not a DNS-1123 label (for example a subdomain with dots).
+    BadName(String),
+}
+
+/// Reads a listed pod. A pod without a status or phase is reported `Pending`: the API server
+/// sets `Pending` as soon as it accepts a pod, so a missing phase means "not started yet".
+pub fn observe(pod: &Pod) -> Result<ObservedPod, Unobservable> {
+    if !is_managed(pod) {
+        return Err(Unobservable::Foreign);
+    }
+    let raw = pod.metadata.name.as_deref().unwrap_or_default();
+    let name = PodName::parse(raw).ok_or_else(|| Unobservable::BadName(raw.to_owned()))?;
+    let phase = pod
+        .status
+        .as_ref()
+        .and_then(|status| status.phase.as_deref())
+        .map_or(PodPhase::Pending, phase_of);
+    Ok(ObservedPod { name, phase })
+}
+
+/// Kubernetes' `status.phase`; anything unrecognised is `Unknown`.
+fn phase_of(raw: &str) -> PodPhase {
+    match raw {
+        "Pending" => PodPhase::Pending,
+        "Running" => PodPhase::Running,
+        "Succeeded" => PodPhase::Succeeded,
+        "Failed" => PodPhase::Failed,
+        _ => PodPhase::Unknown,
+    }
+}
+
+#[cfg(test)]
+#[path = "manifest_tests.rs"]
+mod tests;

@@ -1,0 +1,205 @@
+//! [`KubeRuntime`]: the [`PodRuntime`] port over the Kubernetes pods API of one namespace.
+//!
+//! Every call waits for the client-side rate limit, then is bounded by the request timeout; kube's
+//! own retries are off (see [`crate::connect`]), so a pass never stalls on one pod: what fails is
+//! retried on the next pass.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use alsy_app::{PodRuntime, RuntimeError};
+use alsy_domain::{DesiredPod, ObservedPod, PodName};
+use async_trait::async_trait;
+use k8s_openapi::api::core::v1::Pod;
+use kube::Api;
+use kube::api::{DeleteParams, ListParams, PostParams};
+use slog::{Logger, debug, warn};
+use tokio::time::Instant;
+
+use crate::errors::{CallError, runtime_error};
+use crate::manifest::{MANAGED_SELECTOR, Unobservable, observe, pod_manifest};
+use crate::rate_limit::RateLimiter;
+use crate::settings::KubeSettings;
+
+/// Pods per list page: bounds the size of one answer when thousands of pods run.
+const LIST_PAGE: u32 = 500;
+/// First and longest pause between the GETs `restart` makes while the old pod terminates.
+const POLL_FIRST: Duration = Duration::from_millis(100);
+const POLL_MAX: Duration = Duration::from_secs(1);
+
+/// The Kubernetes [`PodRuntime`]: pods in one namespace, labelled as alsy's. Cheap to clone;
+/// clones share the rate limit.
+#[derive(Clone)]
+pub struct KubeRuntime {
+    pods: Api<Pod>,
+    namespace: String,
+    request_timeout: Duration,
+    restart_timeout: Duration,
+    limiter: Option<Arc<RateLimiter>>,
+    log: Logger,
+}
+
+impl KubeRuntime {
+    /// A runtime over an existing client. Unlike [`KubeRuntime::connect`], it keeps the client's
+    /// retry behaviour as built; calls are still rate-limited and bounded by the request timeout.
+    pub fn from_client(
+        client: kube::Client,
+        namespace: String,
+        settings: &KubeSettings,
+        log: &Logger,
+    ) -> KubeRuntime {
+        KubeRuntime {
+            pods: Api::namespaced(client, &namespace),
+            log: log.new(slog::o!("component" => "runtime/k8s", "namespace" => namespace.clone())),
+            namespace,
+            request_timeout: settings.request_timeout,
+            restart_timeout: settings.restart_timeout,
+            limiter: RateLimiter::new(settings.qps).map(Arc::new),
+        }
+    }
+
+    /// The namespace the pods live in.
+    pub fn namespace(&self) -> &str {
+        &self.namespace
+    }
+
+    /// One API call: rate-limited, then bounded by the request timeout.
+    async fn call<T>(
+        &self,
+        request: impl Future<Output = Result<T, kube::Error>>,
+    ) -> Result<T, CallError> {
+        if let Some(limiter) = &self.limiter {
+            limiter.acquire().await;
+        }
+        match tokio::time::timeout(self.request_timeout, request).await {
+            Err(_elapsed) => Err(CallError::TimedOut),
+            Ok(answer) => answer.map_err(CallError::Kube),
+        }
+    }
+
+    fn failed(&self, pod: Option<&PodName>, what: &str, error: CallError) -> RuntimeError {
+        runtime_error(pod, what, self.request_timeout, error)
+    }
+
+    /// Deletes `name`; returns the uid of the pod the deletion was accepted for, `None` when it
+    /// was gone already (or the API answered with a bare Status).
+    async fn delete_pod(&self, name: &PodName) -> Result<Option<String>, RuntimeError> {
+        match self
+            .call(self.pods.delete(name.as_str(), &DeleteParams::default()))
+            .await
+        {
+            Ok(deleted) => Ok(deleted.left().and_then(|pod| pod.metadata.uid)),
+            Err(error) if error.is_not_found() => {
+                debug!(self.log, "pod already gone"; "pod" => name.as_str());
+                Ok(None)
+            }
+            Err(error) => Err(self.failed(Some(name), "delete", error)),
+        }
+    }
+
+    /// Polls until no pod named `name` with uid `old_uid` exists (any pod at all when the uid is
+    /// unknown), for at most the restart timeout.
+    async fn wait_until_gone(
+        &self,
+        name: &PodName,
+        old_uid: Option<&str>,
+    ) -> Result<(), RuntimeError> {
+        let deadline = Instant::now() + self.restart_timeout;
+        let mut pause = POLL_FIRST;
+        let mut last_problem = String::from("it is still terminating");
+        loop {
+            match self.call(self.pods.get_opt(name.as_str())).await {
+                Ok(None) => return Ok(()),
+                Ok(Some(pod)) if old_uid.is_some() && pod.metadata.uid.as_deref() != old_uid => {
+                    return Ok(());
+                }
+                Ok(Some(_)) => {}
+                Err(error) => match self.failed(Some(name), "get", error) {
+                    // A hiccup while waiting is no reason to give up before the deadline.
+                    RuntimeError::Unavailable { detail, .. } => last_problem = detail,
+                    rejected => return Err(rejected),
+                },
+            }
+            let now = Instant::now();
+            if now >= deadline {
+                return Err(RuntimeError::Unavailable {
+                    pod: Some(name.clone()),
+                    detail: format!(
+                        "restart: the old pod was not gone after {:?} ({last_problem})",
+                        self.restart_timeout
+                    ),
+                });
+            }
+            // The last look is at the deadline itself.
+            tokio::time::sleep(pause.min(deadline - now)).await;
+            pause = (pause * 2).min(POLL_MAX);
+        }
+    }
+}
+
+#[async_trait]
+impl PodRuntime for KubeRuntime {
+    async fn list(&self) -> Result<Vec<ObservedPod>, RuntimeError> {
+        let mut observed = Vec::new();
+        let mut params = ListParams::default()
+            .labels(MANAGED_SELECTOR)
+            .limit(LIST_PAGE);
+        loop {
+            let page = self
+                .call(self.pods.list(&params))
+                .await
+                .map_err(|error| self.failed(None, "list", error))?;
+            for pod in &page.items {
+                match observe(pod) {
+                    Ok(seen) => observed.push(seen),
+                    // The selector should have kept it out; never report or touch it.
+                    Err(Unobservable::Foreign) => warn!(
+                        self.log, "the API server listed a pod without alsy's label; ignored";
+                        "pod" => pod.metadata.name.as_deref().unwrap_or_default()
+                    ),
+                    Err(Unobservable::BadName(name)) => warn!(
+                        self.log, "managed pod name is not a DNS-1123 label; ignored";
+                        "pod" => name
+                    ),
+                }
+            }
+            match page.metadata.continue_.filter(|token| !token.is_empty()) {
+                Some(token) => params = params.continue_token(&token),
+                None => return Ok(observed),
+            }
+        }
+    }
+
+    async fn create(&self, pod: &DesiredPod) -> Result<(), RuntimeError> {
+        let manifest = pod_manifest(pod);
+        match self
+            .call(self.pods.create(&PostParams::default(), &manifest))
+            .await
+        {
+            Ok(_) => Ok(()),
+            Err(error) if error.is_already_exists() => {
+                debug!(self.log, "pod already exists"; "pod" => pod.name.as_str());
+                Ok(())
+            }
+            Err(error) => Err(self.failed(Some(&pod.name), "create", error)),
+        }
+    }
+
+    async fn delete(&self, name: &PodName) -> Result<(), RuntimeError> {
+        self.delete_pod(name).await.map(drop)
+    }
+
+    async fn restart(&self, pod: &DesiredPod) -> Result<(), RuntimeError> {
+        let began = Instant::now();
+        if let Some(uid) = self.delete_pod(&pod.name).await? {
+            self.wait_until_gone(&pod.name, Some(&uid)).await?;
+            debug!(self.log, "old pod gone, creating it again";
+                "pod" => pod.name.as_str(), "waited_ms" => began.elapsed().as_millis() as u64);
+        } else {
+            // Gone already, or deleted without telling us which pod: make sure no pod remains.
+            self.wait_until_gone(&pod.name, None).await?;
+        }
+        self.create(pod).await
+    }
+}

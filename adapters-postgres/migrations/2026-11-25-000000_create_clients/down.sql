@@ -1,0 +1,2 @@
+DROP TABLE algorithm_status;
+DROP TABLE clients;

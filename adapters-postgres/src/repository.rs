@@ -1,0 +1,246 @@
+//! `PostgresRepository`: the [`ClientRepository`] port over the pool. Each call is bounded by
+//! the read or write timeout (check-out included), so a stuck database gives `Unavailable`
+//! instead of a hung request, and the first failure of an outage and the recovery are logged once.
+
+use std::future::Future;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, SystemTime};
+
+use async_trait::async_trait;
+use diesel_async::SimpleAsyncConnection;
+use slog::{Logger, info, o, warn};
+
+use alsy_app::{ClientRepository, RepoError};
+use alsy_domain::{
+    Acknowledgement, AlgorithmStatus, Client, ClientId, ClientSpec, Page, PageRequest,
+};
+
+use crate::connect::{ConnectError, Connector};
+use crate::error::{no_answer, query_failed};
+use crate::pool::{self, Lease, ManagerError, Pool};
+use crate::{AdvisoryPassLock, PostgresError, PostgresSettings, queries, rows};
+
+/// Clients in PostgreSQL; clones share the pool.
+#[derive(Clone)]
+pub struct PostgresRepository {
+    pool: Pool,
+    connector: Connector,
+    read_timeout: Duration,
+    write_timeout: Duration,
+    start_timeout: Duration,
+    last_connect_error: Arc<Mutex<Option<ConnectError>>>,
+    outage: Arc<AtomicBool>,
+    log: Logger,
+}
+
+impl PostgresRepository {
+    /// Builds the pool, waiting up to the start timeout for the database; fails naming
+    /// `host:port` and the cause. Does not migrate: call [`crate::migrate`] first.
+    pub async fn connect(
+        settings: &PostgresSettings,
+        log: &Logger,
+    ) -> Result<PostgresRepository, PostgresError> {
+        settings.validate()?;
+        let log = log.new(o!("component" => "storage/postgres"));
+        let connector = Connector::new(settings)?;
+        let (pool, last_connect_error) = pool::build(settings, connector.clone(), &log).await?;
+        info!(log, "connected to PostgreSQL";
+            "target" => connector.target(), "min_conns" => settings.min_conns,
+            "max_conns" => settings.max_conns);
+        Ok(PostgresRepository {
+            pool,
+            connector,
+            read_timeout: settings.read_timeout,
+            write_timeout: settings.write_timeout,
+            start_timeout: settings.start_timeout,
+            last_connect_error,
+            outage: Arc::default(),
+            log,
+        })
+    }
+
+    /// The lock that keeps reconcile passes of several replicas from overlapping.
+    pub fn pass_lock(&self) -> AdvisoryPassLock {
+        AdvisoryPassLock::new(self.connector.clone(), self.read_timeout, &self.log)
+    }
+
+    /// Runs `call` within `timeout`, and logs when storage goes away and comes back.
+    async fn bounded<T>(
+        &self,
+        timeout: Duration,
+        call: impl Future<Output = Result<T, RepoError>>,
+    ) -> Result<T, RepoError> {
+        let result = match tokio::time::timeout(timeout, call).await {
+            Ok(result) => result,
+            Err(_) => Err(no_answer(
+                self.connector.target(),
+                timeout,
+                self.last_connect_error(),
+            )),
+        };
+        match &result {
+            Err(RepoError::Unavailable(cause)) => {
+                if !self.outage.swap(true, Ordering::Relaxed) {
+                    warn!(self.log, "storage unavailable"; "error" => cause);
+                }
+            }
+            _ => {
+                if self.outage.swap(false, Ordering::Relaxed) {
+                    info!(self.log, "storage available again");
+                }
+            }
+        }
+        result
+    }
+
+    async fn lease(&self) -> Result<Lease<'_>, RepoError> {
+        pool::lease(&self.pool).await.map_err(|error| match error {
+            bb8::RunError::User(ManagerError::Connect(cause)) => {
+                RepoError::Unavailable(cause.to_string())
+            }
+            // bb8 waits for a connection up to the start timeout.
+            bb8::RunError::User(_) | bb8::RunError::TimedOut => no_answer(
+                self.connector.target(),
+                self.start_timeout,
+                self.last_connect_error(),
+            ),
+        })
+    }
+
+    fn last_connect_error(&self) -> Option<String> {
+        self.last_connect_error
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .as_ref()
+            .map(ToString::to_string)
+    }
+}
+
+#[async_trait]
+impl ClientRepository for PostgresRepository {
+    async fn create(&self, spec: &ClientSpec) -> Result<Client, RepoError> {
+        self.bounded(self.write_timeout, async {
+            let mut lease = self.lease().await?;
+            let inserted = queries::insert(lease.conn(), spec).await;
+            lease.release();
+            rows::client(inserted.map_err(|e| query_failed(e, Some(&spec.name)))?)
+        })
+        .await
+    }
+
+    async fn update(
+        &self,
+        id: ClientId,
+        spec: &ClientSpec,
+        need_restart: bool,
+    ) -> Result<Client, RepoError> {
+        self.bounded(self.write_timeout, async {
+            let mut lease = self.lease().await?;
+            let updated = queries::update(lease.conn(), id, spec, need_restart).await;
+            lease.release();
+            let updated = updated.map_err(|e| query_failed(e, Some(&spec.name)))?;
+            rows::client(updated.ok_or(RepoError::NotFound(id))?)
+        })
+        .await
+    }
+
+    async fn set_status(
+        &self,
+        id: ClientId,
+        status: AlgorithmStatus,
+        need_restart: bool,
+    ) -> Result<Client, RepoError> {
+        self.bounded(self.write_timeout, async {
+            let mut lease = self.lease().await?;
+            let updated = queries::set_status(lease.conn(), id, status, need_restart).await;
+            lease.release();
+            let updated = updated.map_err(|e| query_failed(e, None))?;
+            rows::client(updated.ok_or(RepoError::NotFound(id))?)
+        })
+        .await
+    }
+
+    async fn delete(&self, id: ClientId) -> Result<(), RepoError> {
+        self.bounded(self.write_timeout, async {
+            let mut lease = self.lease().await?;
+            let deleted = queries::delete(lease.conn(), id).await;
+            lease.release();
+            match deleted.map_err(|e| query_failed(e, None))? {
+                true => Ok(()),
+                false => Err(RepoError::NotFound(id)),
+            }
+        })
+        .await
+    }
+
+    async fn get(&self, id: ClientId) -> Result<Client, RepoError> {
+        self.bounded(self.read_timeout, async {
+            let mut lease = self.lease().await?;
+            let found = queries::find(lease.conn(), id).await;
+            lease.release();
+            let found = found.map_err(|e| query_failed(e, None))?;
+            rows::client(found.ok_or(RepoError::NotFound(id))?)
+        })
+        .await
+    }
+
+    async fn list(&self, page: PageRequest) -> Result<Page, RepoError> {
+        let limit = page.limit.clamp(1, PageRequest::MAX_LIMIT) as usize;
+        self.bounded(self.read_timeout, async {
+            let mut lease = self.lease().await?;
+            // One row more than asked tells whether another page follows.
+            let fetched = queries::page(lease.conn(), page.after, limit as i64 + 1).await;
+            lease.release();
+            let mut items = fetched
+                .map_err(|e| query_failed(e, None))?
+                .into_iter()
+                .map(rows::client)
+                .collect::<Result<Vec<_>, _>>()?;
+            let more = items.len() > limit;
+            items.truncate(limit);
+            let next = if more {
+                items.last().map(|c| c.id)
+            } else {
+                None
+            };
+            Ok(Page { items, next })
+        })
+        .await
+    }
+
+    async fn desired_state(&self) -> Result<Vec<Client>, RepoError> {
+        self.bounded(self.read_timeout, async {
+            let mut lease = self.lease().await?;
+            let all = queries::everything(lease.conn()).await;
+            lease.release();
+            all.map_err(|e| query_failed(e, None))?
+                .into_iter()
+                .map(rows::client)
+                .collect()
+        })
+        .await
+    }
+
+    async fn acknowledge(&self, ack: Acknowledgement, at: SystemTime) -> Result<bool, RepoError> {
+        let restart_seen = ack.restart_seen.map(rows::db_time).transpose()?;
+        let at = rows::db_time(at)?;
+        self.bounded(self.write_timeout, async {
+            let mut lease = self.lease().await?;
+            let changed = queries::acknowledge(lease.conn(), ack.client_id, restart_seen, at).await;
+            lease.release();
+            changed.map_err(|e| query_failed(e, None))
+        })
+        .await
+    }
+
+    async fn ping(&self) -> Result<(), RepoError> {
+        self.bounded(self.read_timeout, async {
+            let mut lease = self.lease().await?;
+            let answered = lease.conn().batch_execute("SELECT 1").await;
+            lease.release();
+            answered.map_err(|e| query_failed(e, None))
+        })
+        .await
+    }
+}

@@ -1,0 +1,30 @@
+//! diesel's view of the tables the migrations create (design §3).
+
+diesel::table! {
+    clients (id) {
+        id -> Int8,
+        name -> Text,
+        version -> Int4,
+        image -> Text,
+        cpu -> Text,
+        mem -> Text,
+        priority -> Float8,
+        need_restart -> Bool,
+        spawned_at -> Nullable<Timestamptz>,
+        created_at -> Timestamptz,
+        updated_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    algorithm_status (id) {
+        id -> Int8,
+        client_id -> Int8,
+        vwap -> Bool,
+        twap -> Bool,
+        hft -> Bool,
+    }
+}
+
+diesel::joinable!(algorithm_status -> clients (client_id));
+diesel::allow_tables_to_appear_in_same_query!(clients, algorithm_status);

@@ -1,0 +1,190 @@
+//! Bench 3: one reconcile pass creating pods through the Kubernetes test API server (real HTTP on
+//! 127.0.0.1) with alsy's default concurrency, with and without injected latency and client-side
+//! rate limit.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+
+use alsy_app::{ClientRepository, PassOutcome, Reconciler, Trigger};
+use alsy_domain::{AlgorithmStatus, ClientSpec, ClientSpecInput};
+use alsy_fake::{InMemoryRepository, LocalPassLock};
+use alsy_k8s::{KubeRuntime, KubeSettings};
+use alsy_tests::kube_server::KubeServer;
+
+use crate::report::{Table, ms};
+use crate::{Options, progress};
+
+/// alsy's default `ALSY__SYNC__CONCURRENCY`.
+const CONCURRENCY: usize = 16;
+
+struct Scenario {
+    latency: Duration,
+    qps: u32,
+}
+
+struct Measured {
+    scenario: Scenario,
+    created: usize,
+    failed: usize,
+    first_failure: Option<String>,
+    pass: Duration,
+    requests: usize,
+}
+
+/// Runs each scenario against a fresh test API server.
+pub async fn run(options: &Options) -> anyhow::Result<String> {
+    let default_qps = KubeSettings::default().qps;
+    let scenarios = [
+        Scenario {
+            latency: Duration::ZERO,
+            qps: default_qps,
+        },
+        Scenario {
+            latency: options.kube_latency,
+            qps: default_qps,
+        },
+        Scenario {
+            latency: Duration::ZERO,
+            qps: 0,
+        },
+        Scenario {
+            latency: options.kube_latency,
+            qps: 0,
+        },
+    ];
+    let mut rows = Vec::new();
+    for scenario in scenarios {
+        progress(format!(
+            "kube: {} pods, latency {:?}, qps {}",
+            options.pods, scenario.latency, scenario.qps
+        ));
+        let measured = measure(scenario, options.pods).await?;
+        progress(format!(
+            "kube:   {:.2} s, {} requests, {} failed",
+            measured.pass.as_secs_f64(),
+            measured.requests,
+            measured.failed
+        ));
+        rows.push(measured);
+    }
+    Ok(render(&rows, options.pods, default_qps))
+}
+
+async fn measure(scenario: Scenario, pods: usize) -> anyhow::Result<Measured> {
+    let log = slog::Logger::root(slog::Discard, slog::o!());
+    let server = KubeServer::start().await;
+    server.set_latency(scenario.latency);
+    let kubeconfig = server.write_kubeconfig("alsy-bench");
+    let settings = KubeSettings {
+        namespace: Some("alsy-bench".into()),
+        qps: scenario.qps,
+        ..KubeSettings::default()
+    };
+    let runtime = KubeRuntime::from_kubeconfig(&kubeconfig, &settings, &log).await;
+    let _ = std::fs::remove_file(&kubeconfig);
+    let runtime = runtime.context("building the Kubernetes runtime")?;
+    let repo = Arc::new(InMemoryRepository::new());
+    for n in 0..pods {
+        let spec = ClientSpec::parse(ClientSpecInput {
+            name: format!("bench-client-{n}"),
+            version: 1,
+            image: "ghcr.io/acme/algo:1.0".into(),
+            cpu: "500m".into(),
+            mem: "512Mi".into(),
+            priority: 0.5,
+        })
+        .context("the bench's client spec is invalid")?;
+        let client = repo
+            .create(&spec)
+            .await
+            .context("seeding the in-memory repository")?;
+        let on = AlgorithmStatus {
+            vwap: true,
+            twap: false,
+            hft: false,
+        };
+        repo.set_status(client.id, on, false)
+            .await
+            .context("switching VWAP on")?;
+    }
+    let reconciler = Reconciler::new(
+        repo,
+        Arc::new(runtime),
+        Arc::new(LocalPassLock::new()),
+        CONCURRENCY,
+        &log,
+    );
+    server.clear_requests();
+    let report = reconciler.run_pass(Trigger::Request).await;
+    if report.outcome != PassOutcome::Completed {
+        bail!("the pass did not complete: {:?}", report.outcome);
+    }
+    Ok(Measured {
+        scenario,
+        created: report.created.len(),
+        failed: report.failed.len(),
+        first_failure: report.failed.first().map(|f| f.error.clone()),
+        pass: report.duration,
+        requests: server.requests().len(),
+    })
+}
+
+fn render(rows: &[Measured], pods: usize, default_qps: u32) -> String {
+    let mut table = Table::new(&[
+        "injected latency",
+        "client qps limit",
+        "pods created",
+        "failed",
+        "pass s",
+        "API requests",
+        "requests/s",
+        "lower bound s",
+        "bound by",
+    ]);
+    for m in rows {
+        let requests = m.requests as f64;
+        // A token bucket with a burst of `qps` lets the first `qps` requests through at once.
+        let by_qps = if m.scenario.qps == 0 {
+            0.0
+        } else {
+            (requests - m.scenario.qps as f64).max(0.0) / m.scenario.qps as f64
+        };
+        let by_latency = requests * m.scenario.latency.as_secs_f64() / CONCURRENCY as f64;
+        let (bound, by) = if by_qps >= by_latency && by_qps > 0.0 {
+            (by_qps, "rate limit")
+        } else if by_latency > 0.0 {
+            (by_latency, "latency × requests / concurrency")
+        } else {
+            (0.0, "CPU")
+        };
+        table.row(vec![
+            ms(m.scenario.latency.as_secs_f64() * 1e3) + " ms",
+            if m.scenario.qps == 0 {
+                "off (0)".into()
+            } else {
+                m.scenario.qps.to_string()
+            },
+            m.created.to_string(),
+            match &m.first_failure {
+                Some(e) => format!("{} (first: {e})", m.failed),
+                None => m.failed.to_string(),
+            },
+            format!("{:.2}", m.pass.as_secs_f64()),
+            m.requests.to_string(),
+            format!("{:.0}", requests / m.pass.as_secs_f64()),
+            format!("{bound:.2}"),
+            by.into(),
+        ]);
+    }
+    format!(
+        "## 3. Kubernetes runtime: one pass creating {pods} pods\n\n\
+         `KubeRuntime` (built from a kubeconfig, as `alsy` builds it: kube's retries off) against the test API server \
+         of `alsy-tests` (warp on 127.0.0.1, same process), `InMemoryRepository` with {pods} clients with one algorithm \
+         on, `Reconciler` at the default concurrency {CONCURRENCY}. Requests are every request the server received \
+         during the pass (one list, one create per pod). The default client-side limit is {default_qps} requests/s \
+         with bursts of {default_qps}; \"lower bound\" is what the limit or the latency alone allow.\n\n{}",
+        table.markdown()
+    )
+}

@@ -1,0 +1,168 @@
+//! alsy-bench: measures alsy's HTTP API against pgbench, reconciliation at 1k–100k clients, and the
+//! Kubernetes runtime against the test API server; prints markdown tables and keeps them in
+//! `bench/RESULTS.md`. See `bench/README.md` for what each number means.
+
+mod api;
+mod cpu;
+mod database;
+mod kube;
+mod load;
+mod machine;
+mod pgbench;
+mod process;
+mod reconcile;
+mod report;
+mod sql;
+
+use std::path::PathBuf;
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::database::PgServer;
+
+/// Benchmarks for alsy. Every load is bounded in time and sent to 127.0.0.1 only.
+#[derive(Parser)]
+#[command(name = "alsy-bench")]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+    #[command(flatten)]
+    options: Options,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// HTTP API (alsy subprocess on PostgreSQL) against pgbench.
+    Api,
+    /// Reconcile passes at 1k, 10k and 100k clients, each size in a child process.
+    Reconcile,
+    /// One pass creating pods through the Kubernetes test API server.
+    Kube,
+    /// All three (the default).
+    All,
+    /// One size of the reconcile bench; started by `reconcile`, prints JSON.
+    #[command(hide = true)]
+    ReconcileChild(reconcile::ChildArgs),
+}
+
+/// Options shared by every bench.
+#[derive(Args, Clone)]
+pub struct Options {
+    /// PostgreSQL host (loopback only).
+    #[arg(long, global = true, default_value = "127.0.0.1")]
+    pg_host: String,
+    /// PostgreSQL port.
+    #[arg(long, global = true, default_value_t = 5432)]
+    pg_port: u16,
+    /// PostgreSQL user (trust authentication).
+    #[arg(long, global = true, default_value = "postgres")]
+    pg_user: String,
+    /// Where the tables are kept; sections of benches not run are left as they were.
+    #[arg(long, global = true, default_value = concat!(env!("CARGO_MANIFEST_DIR"), "/RESULTS.md"))]
+    results: PathBuf,
+    /// Print the tables without touching the results file.
+    #[arg(long, global = true)]
+    no_write: bool,
+    /// The alsy binary the API bench starts.
+    #[arg(long, global = true, default_value = concat!(env!("CARGO_MANIFEST_DIR"), "/../target/release/alsy"))]
+    pub alsy_bin: PathBuf,
+    /// Clients seeded for the API bench.
+    #[arg(long, global = true, default_value_t = 10_000)]
+    pub api_clients: u64,
+    /// Concurrent HTTP workers and pgbench sessions.
+    #[arg(long, global = true, default_value_t = 16)]
+    pub concurrency: usize,
+    /// Length of each measured load (at least 10 s for the published table).
+    #[arg(long, global = true, default_value = "10s", value_parser = humantime::parse_duration)]
+    pub duration: Duration,
+    /// Unmeasured mixed load before the first measurement.
+    #[arg(long, global = true, default_value = "3s", value_parser = humantime::parse_duration)]
+    pub warmup: Duration,
+    /// `ALSY__STORAGE__MAX_CONNS` for the alsy under test; unset keeps alsy's default.
+    #[arg(long, global = true)]
+    pub max_conns: Option<u32>,
+    /// Client counts of the reconcile bench.
+    #[arg(
+        long,
+        global = true,
+        value_delimiter = ',',
+        default_value = "1000,10000,100000"
+    )]
+    pub sizes: Vec<u64>,
+    /// Times the raw desired-state SELECT runs through psql (the median is reported).
+    #[arg(long, global = true, default_value_t = 5)]
+    pub select_runs: usize,
+    /// Pods the Kubernetes bench creates.
+    #[arg(long, global = true, default_value_t = 1000)]
+    pub pods: usize,
+    /// Latency the Kubernetes test API server adds to every request in the second run.
+    #[arg(long, global = true, default_value = "50ms", value_parser = humantime::parse_duration)]
+    pub kube_latency: Duration,
+}
+
+impl Options {
+    fn server(&self) -> anyhow::Result<PgServer> {
+        PgServer::checked(self.pg_host.clone(), self.pg_port, self.pg_user.clone())
+    }
+}
+
+/// Prints a progress line on stderr with the time since the bench started.
+pub fn progress(message: impl std::fmt::Display) {
+    static START: OnceLock<Instant> = OnceLock::new();
+    let since = START.get_or_init(Instant::now).elapsed();
+    eprintln!("[{:>6.1}s] {message}", since.as_secs_f64());
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    let options = cli.options;
+    let command = cli.command.unwrap_or(Command::All);
+    if let Command::ReconcileChild(args) = command {
+        return reconcile::child(args).await;
+    }
+    progress("alsy-bench starting");
+    let server = options.server()?;
+    let machine = machine::Machine::describe(&server.cli_args()).markdown();
+    let (api, reconcile, kube) = match command {
+        Command::Api => (true, false, false),
+        Command::Reconcile => (false, true, false),
+        Command::Kube => (false, false, true),
+        _ => (true, true, true),
+    };
+    let mut sections: Vec<(&str, String)> = Vec::new();
+    let mut failed: Vec<&str> = Vec::new();
+    let mut keep = |name: &'static str, outcome: anyhow::Result<String>| match outcome {
+        Ok(body) => sections.push((name, body)),
+        Err(e) => {
+            progress(format!("{name} bench failed: {e:#}"));
+            failed.push(name);
+        }
+    };
+    if api {
+        keep("api", api::run(&server, &options).await);
+    }
+    if reconcile {
+        keep("reconcile", reconcile::run(&server, &options).await);
+    }
+    if kube {
+        keep("kube", kube::run(&options).await);
+    }
+    println!("## Machine\n\n{machine}");
+    for (_, body) in &sections {
+        println!("{body}");
+    }
+    if !options.no_write && !sections.is_empty() {
+        report::write_results(&options.results, &machine, &sections)?;
+        progress(format!("tables written to {}", options.results.display()));
+    }
+    if !failed.is_empty() {
+        anyhow::bail!(
+            "failed: {} (the results file keeps their earlier tables)",
+            failed.join(", ")
+        );
+    }
+    Ok(())
+}

@@ -1,0 +1,24 @@
+//! The SQL the PostgreSQL adapter runs (`adapters-postgres/src/queries.rs`, as diesel renders
+//! it), restated for pgbench and psql so that PostgreSQL's own ceiling is measured on the same
+//! statements. Keep in step with the adapter.
+
+/// `PUT /api/v1/status/{id}` → `queries::set_status`: one transaction of two `UPDATE …
+/// RETURNING`, the client row first. (The pool's check-out `SELECT 1` is alsy's own cost and is
+/// left out.) pgbench prepends `\set id random(first, last)`.
+pub const PGBENCH_WRITE: &str = r"
+\set vwap random(0, 1)
+\set twap random(0, 1)
+\set hft random(0, 1)
+BEGIN;
+UPDATE clients SET need_restart = (clients.need_restart OR false), updated_at = greatest(clock_timestamp(), clients.updated_at + interval '1 microsecond') WHERE clients.id = :id RETURNING clients.id, clients.name, clients.version, clients.image, clients.cpu, clients.mem, clients.priority, clients.need_restart, clients.spawned_at, clients.created_at, clients.updated_at;
+UPDATE algorithm_status SET vwap = (:vwap = 1), twap = (:twap = 1), hft = (:hft = 1) WHERE algorithm_status.client_id = :id RETURNING algorithm_status.vwap, algorithm_status.twap, algorithm_status.hft;
+COMMIT;
+";
+
+/// `GET /api/v1/clients/{id}` → `queries::find`: the client joined with its status, `first()`.
+pub const PGBENCH_READ: &str = r"
+SELECT clients.id, clients.name, clients.version, clients.image, clients.cpu, clients.mem, clients.priority, clients.need_restart, clients.spawned_at, clients.created_at, clients.updated_at, algorithm_status.vwap, algorithm_status.twap, algorithm_status.hft FROM (clients INNER JOIN algorithm_status ON (algorithm_status.client_id = clients.id)) WHERE (clients.id = :id) LIMIT 1;
+";
+
+/// The reconciler's desired state → `queries::everything`: every client with its status.
+pub const DESIRED_STATE: &str = "SELECT clients.id, clients.name, clients.version, clients.image, clients.cpu, clients.mem, clients.priority, clients.need_restart, clients.spawned_at, clients.created_at, clients.updated_at, algorithm_status.vwap, algorithm_status.twap, algorithm_status.hft FROM (clients INNER JOIN algorithm_status ON (algorithm_status.client_id = clients.id)) ORDER BY clients.id ASC";

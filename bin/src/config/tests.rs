@@ -1,0 +1,289 @@
+//! Loading settings: defaults, the order of sources, and errors that name the setting.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use super::*;
+
+fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+    pairs
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
+
+fn load(args: &[&str], vars: &[(&str, &str)]) -> Result<Settings, ConfigError> {
+    let mut argv = vec!["alsy"];
+    argv.extend_from_slice(args);
+    load_from(argv, env(vars))
+}
+
+fn problems(args: &[&str], vars: &[(&str, &str)]) -> Vec<String> {
+    match load(args, vars) {
+        Err(ConfigError::Invalid(problems)) => problems,
+        other => panic!("expected invalid settings, got {other:?}"),
+    }
+}
+
+/// A TOML file in the temp dir, removed when dropped.
+struct TempFile(PathBuf);
+
+impl TempFile {
+    fn new(name: &str, text: &str) -> TempFile {
+        let path = std::env::temp_dir().join(format!("alsy-{}-{name}.toml", std::process::id()));
+        std::fs::write(&path, text).unwrap();
+        TempFile(path)
+    }
+
+    fn arg(&self) -> &str {
+        self.0.to_str().unwrap()
+    }
+}
+
+impl Drop for TempFile {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
+#[test]
+fn nothing_given_means_the_defaults_of_the_design() {
+    assert_eq!(load(&[], &[]).unwrap(), Settings::default());
+}
+
+#[test]
+fn setting_names_lists_every_env_variable() {
+    let names = setting_names();
+    for name in [
+        "ALSY__SYNC__INTERVAL",
+        "ALSY__SYNC__DEBOUNCE",
+        "ALSY__SYNC__CONCURRENCY",
+        "ALSY__STORAGE__KIND",
+        "ALSY__STORAGE__URL",
+        "ALSY__STORAGE__MIN_CONNS",
+        "ALSY__STORAGE__MAX_CONNS",
+        "ALSY__STORAGE__START_TIMEOUT",
+        "ALSY__STORAGE__READ_TIMEOUT",
+        "ALSY__STORAGE__WRITE_TIMEOUT",
+        "ALSY__STORAGE__IDLE_TIMEOUT",
+        "ALSY__STORAGE__LIFETIME_JITTER",
+        "ALSY__HTTP__ADDRESS",
+        "ALSY__HTTP__READ_TIMEOUT",
+        "ALSY__HTTP__WRITE_TIMEOUT",
+        "ALSY__HTTP__IDLE_TIMEOUT",
+        "ALSY__HTTP__SHUTDOWN_TIMEOUT",
+        "ALSY__RUNTIME__KIND",
+        "ALSY__K8S__NAMESPACE",
+        "ALSY__K8S__REQUEST_TIMEOUT",
+        "ALSY__K8S__RESTART_TIMEOUT",
+        "ALSY__K8S__QPS",
+        "ALSY__LOG__LEVEL",
+        "ALSY__LOG__FORMAT",
+    ] {
+        assert!(names.contains(&name.to_owned()), "{name}");
+    }
+    assert_eq!(names.len(), 24);
+}
+
+#[test]
+fn every_setting_is_read_from_its_env_variable() {
+    let settings = load(
+        &[],
+        &[
+            ("ALSY__SYNC__INTERVAL", "10s"),
+            ("ALSY__SYNC__DEBOUNCE", "0"),
+            ("ALSY__SYNC__CONCURRENCY", "4"),
+            ("ALSY__STORAGE__KIND", "memory"),
+            ("ALSY__STORAGE__URL", "postgres://alsy:pw@db:5433/alsy"),
+            ("ALSY__STORAGE__MIN_CONNS", "2"),
+            ("ALSY__STORAGE__MAX_CONNS", "3"),
+            ("ALSY__STORAGE__START_TIMEOUT", "1s"),
+            ("ALSY__STORAGE__READ_TIMEOUT", "2s"),
+            ("ALSY__STORAGE__WRITE_TIMEOUT", "3s"),
+            ("ALSY__STORAGE__IDLE_TIMEOUT", "4m"),
+            ("ALSY__STORAGE__LIFETIME_JITTER", "0s"),
+            ("ALSY__HTTP__ADDRESS", "127.0.0.1:0"),
+            ("ALSY__HTTP__READ_TIMEOUT", "1s"),
+            ("ALSY__HTTP__WRITE_TIMEOUT", "2s"),
+            ("ALSY__HTTP__IDLE_TIMEOUT", "3s"),
+            ("ALSY__HTTP__SHUTDOWN_TIMEOUT", "4s"),
+            ("ALSY__RUNTIME__KIND", "kubernetes"),
+            ("ALSY__K8S__NAMESPACE", "trading"),
+            ("ALSY__K8S__REQUEST_TIMEOUT", "5s"),
+            ("ALSY__K8S__RESTART_TIMEOUT", "6s"),
+            ("ALSY__K8S__QPS", "0"),
+            ("ALSY__LOG__LEVEL", "debug"),
+            ("ALSY__LOG__FORMAT", "text"),
+        ],
+    )
+    .unwrap();
+    let s = Duration::from_secs;
+    assert_eq!(settings.sync.interval, s(10));
+    assert_eq!(settings.sync.debounce, Duration::ZERO);
+    assert_eq!(settings.sync.concurrency, 4);
+    assert_eq!(settings.storage.kind, StorageKind::Memory);
+    assert_eq!(settings.storage.url, "postgres://alsy:pw@db:5433/alsy");
+    assert_eq!(
+        (settings.storage.min_conns, settings.storage.max_conns),
+        (2, 3)
+    );
+    assert_eq!(settings.storage.idle_timeout, s(240));
+    assert_eq!(settings.storage.lifetime_jitter, Duration::ZERO);
+    assert_eq!(settings.http.address.to_string(), "127.0.0.1:0");
+    assert_eq!(settings.http.shutdown_timeout, s(4));
+    assert_eq!(settings.runtime.kind, RuntimeKind::Kubernetes);
+    assert_eq!(settings.k8s.namespace.as_deref(), Some("trading"));
+    assert_eq!(settings.k8s.restart_timeout, s(6));
+    assert_eq!(settings.k8s.qps, 0);
+    assert_eq!(settings.log.level, LogLevel::Debug);
+    assert_eq!(settings.log.format, LogFormat::Text);
+}
+
+#[test]
+fn flags_beat_the_environment_which_beats_the_file() {
+    let file = TempFile::new(
+        "order",
+        "[sync]\ninterval = \"1m\"\ndebounce = \"2s\"\nconcurrency = 3\n",
+    );
+    let settings = load(
+        &["--config", file.arg(), "--sync-interval", "10s"],
+        &[
+            ("ALSY__SYNC__INTERVAL", "20s"),
+            ("ALSY__SYNC__DEBOUNCE", "5s"),
+        ],
+    )
+    .unwrap();
+    assert_eq!(settings.sync.interval, Duration::from_secs(10));
+    assert_eq!(settings.sync.debounce, Duration::from_secs(5));
+    assert_eq!(settings.sync.concurrency, 3);
+}
+
+#[test]
+fn a_bad_env_value_names_the_variable() {
+    assert_eq!(
+        problems(&[], &[("ALSY__SYNC__INTERVAL", "5 parsecs")]),
+        vec![
+            r#"invalid setting ALSY__SYNC__INTERVAL="5 parsecs": expected a duration like 500ms, 30s, 5m"#
+        ]
+    );
+}
+
+#[test]
+fn a_bad_flag_names_the_flag() {
+    assert_eq!(
+        problems(&["--sync-concurrency", "0"], &[]),
+        vec![r#"invalid setting --sync-concurrency="0": expected an integer from 1 to 1024"#]
+    );
+}
+
+#[test]
+fn a_bad_file_value_names_the_key_and_the_file() {
+    let file = TempFile::new("bad", "[http]\naddress = \"localhost\"\n");
+    let problems = problems(&["--config", file.arg()], &[]);
+    assert_eq!(problems.len(), 1);
+    assert!(
+        problems[0].starts_with(&format!(
+            "invalid setting http.address=\"localhost\" in {}: expected IP:PORT",
+            file.arg()
+        )),
+        "{problems:?}"
+    );
+}
+
+#[test]
+fn unknown_keys_in_the_file_are_errors() {
+    let file = TempFile::new("unknown", "[sync]\nintervall = \"5m\"\n");
+    let problems = problems(&["--config", file.arg()], &[]);
+    assert!(
+        problems[0].starts_with("unknown setting sync.intervall in "),
+        "{problems:?}"
+    );
+    assert!(
+        problems[0].ends_with("did you mean sync.interval?"),
+        "{problems:?}"
+    );
+}
+
+#[test]
+fn a_missing_config_file_is_an_error() {
+    let problems = problems(&["--config", "/nonexistent/alsy.toml"], &[]);
+    assert!(problems[0].starts_with("cannot read the config file /nonexistent/alsy.toml"));
+}
+
+#[test]
+fn unknown_alsy_variables_are_errors() {
+    assert_eq!(
+        problems(&[], &[("ALSY__HTTP__ADRESS", "0.0.0.0:1")]),
+        vec!["unknown setting ALSY__HTTP__ADRESS; did you mean ALSY__HTTP__ADDRESS?"]
+    );
+}
+
+#[test]
+fn every_problem_is_reported_at_once() {
+    let problems = problems(
+        &[],
+        &[
+            ("ALSY__SYNC__INTERVAL", "0s"),
+            ("ALSY__LOG__LEVEL", "loud"),
+            ("ALSY__STORAGE__KIND", "mysql"),
+        ],
+    );
+    assert_eq!(problems.len(), 3, "{problems:?}");
+    assert!(problems[0].contains("ALSY__SYNC__INTERVAL=\"0s\": must be greater than zero"));
+}
+
+#[test]
+fn min_conns_may_not_exceed_max_conns() {
+    assert_eq!(
+        problems(
+            &[],
+            &[
+                ("ALSY__STORAGE__MIN_CONNS", "20"),
+                ("ALSY__STORAGE__MAX_CONNS", "10")
+            ]
+        ),
+        vec![
+            "invalid settings: ALSY__STORAGE__MIN_CONNS=20 is greater than ALSY__STORAGE__MAX_CONNS=10"
+        ]
+    );
+}
+
+#[test]
+fn a_bad_url_is_reported_without_its_password() {
+    let problems = problems(&[], &[("ALSY__STORAGE__URL", "mysql://root:hunter2@db/x")]);
+    assert!(!problems[0].contains("hunter2"), "{problems:?}");
+    assert!(problems[0].contains("root:***@db"), "{problems:?}");
+}
+
+#[test]
+fn the_settings_of_adapters_not_in_use_are_checked_too() {
+    assert_eq!(problems(&[], &[("ALSY__K8S__NAMESPACE", "Prod")]).len(), 1);
+    assert_eq!(
+        problems(&[], &[("ALSY__STORAGE__READ_TIMEOUT", "0")]).len(),
+        1
+    );
+}
+
+#[test]
+fn the_migrate_command_is_recognised() {
+    let invocation = invocation_from(["alsy", "migrate"], env(&[])).unwrap();
+    assert_eq!(invocation.command, Command::Migrate);
+}
+
+#[test]
+fn help_exits_zero_and_bad_flags_exit_two() {
+    let help = load(&["--help"], &[]).unwrap_err();
+    assert_eq!(help.exit_code(), 0);
+    let bad = load(&["--no-such-flag"], &[]).unwrap_err();
+    assert_eq!(bad.exit_code(), 2);
+    assert_eq!(problems(&[], &[("ALSY__LOG__FORMAT", "xml")]).len(), 1);
+}
+
+#[test]
+fn the_redacted_view_hides_the_password() {
+    let settings = load(&[], &[("ALSY__STORAGE__URL", "postgres://a:secret@h/d")]).unwrap();
+    let shown = settings.redacted();
+    let url = shown.iter().find(|(k, _)| *k == "storage.url").unwrap();
+    assert_eq!(url.1, "postgres://a:***@h/d");
+    assert_eq!(shown.len(), setting_names().len());
+}

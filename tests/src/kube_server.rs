@@ -1,0 +1,224 @@
+//! A test Kubernetes API server on 127.0.0.1: the pods API of any namespace (list with
+//! `labelSelector`/`limit`/`continue`, get, create, delete) over real HTTP, answering with the real
+//! status codes and `metav1.Status` bodies, so kube's error helpers see what a cluster sends.
+//!
+//! Tests seed it (pods without alsy's label, a phase), slow it down, inject failures for the next
+//! N requests of a verb on a pod, make deleted pods linger while terminating, and read back every
+//! request it received. `write_kubeconfig` points kube (or the alsy binary) at it.
+
+mod http;
+mod selector;
+mod store;
+mod validate;
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use k8s_openapi::api::core::v1::{Container, Pod, PodSpec, PodStatus};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use tokio::task::JoinHandle;
+use tokio::time::Instant;
+
+pub use selector::Selector;
+
+use self::http::{Shared, lock, routes};
+use self::store::Store;
+
+/// An operation of the pods API.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Verb {
+    /// `GET .../pods`
+    List,
+    /// `GET .../pods/{name}`
+    Get,
+    /// `POST .../pods`
+    Create,
+    /// `DELETE .../pods/{name}`
+    Delete,
+}
+
+/// What an injection does to a request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Fault {
+    /// Answer with this code and a `Status` body with the matching reason (409 `AlreadyExists`,
+    /// 404 `NotFound`, 429 `TooManyRequests` with `Retry-After: 1`, 500 `InternalError`, 503 …),
+    /// without touching the stored pods.
+    Status(u16),
+    /// Wait this long, then answer normally.
+    Delay(Duration),
+}
+
+/// One request as the server received it.
+#[derive(Debug, Clone)]
+pub struct RecordedRequest {
+    /// `GET`, `POST`, `DELETE`, …
+    pub method: String,
+    /// The path, without the query.
+    pub path: String,
+    /// The query's decoded pairs, in order.
+    pub query: Vec<(String, String)>,
+    /// The pods API operation, `None` for any other path.
+    pub verb: Option<Verb>,
+    /// The pod it names: from the path, or for a create from the body's `metadata.name`.
+    pub pod: Option<String>,
+    /// When it arrived.
+    pub at: Instant,
+}
+
+impl RecordedRequest {
+    /// The value of query parameter `key`.
+    pub fn param(&self, key: &str) -> Option<&str> {
+        self.query
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+/// The running server; stops when dropped.
+pub struct KubeServer {
+    addr: SocketAddr,
+    shared: Shared,
+    task: JoinHandle<()>,
+}
+
+impl KubeServer {
+    /// Starts on 127.0.0.1 with a free port, on the current tokio runtime.
+    pub async fn start() -> KubeServer {
+        let shared: Shared = Arc::new(Mutex::new(Store::new()));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind 127.0.0.1:0");
+        let addr = listener.local_addr().expect("the listener has an address");
+        let server = warp::serve(routes(shared.clone())).incoming(listener);
+        let task = tokio::spawn(server.run());
+        KubeServer { addr, shared, task }
+    }
+
+    /// `http://127.0.0.1:PORT`.
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// Writes a kubeconfig whose current context points at this server with `namespace`, and
+    /// returns its path (a fresh file in the temporary directory).
+    pub fn write_kubeconfig(&self, namespace: &str) -> PathBuf {
+        static NEXT: AtomicU64 = AtomicU64::new(0);
+        let n = NEXT.fetch_add(1, Ordering::Relaxed);
+        let path = std::env::temp_dir().join(format!(
+            "alsy-kubeconfig-{}-{}-{n}.yaml",
+            std::process::id(),
+            self.addr.port()
+        ));
+        let text = format!(
+            "apiVersion: v1\nkind: Config\n\
+             clusters:\n- name: alsy-test\n  cluster:\n    server: {url}\n\
+             users:\n- name: alsy-test\n  user:\n    token: alsy-test-token\n\
+             contexts:\n- name: alsy-test\n  context:\n    cluster: alsy-test\n    user: alsy-test\n    namespace: {namespace}\n\
+             current-context: alsy-test\n",
+            url = self.url()
+        );
+        std::fs::write(&path, text).expect("write the kubeconfig");
+        path
+    }
+
+    /// Makes the next `times` requests of `verb` on `pod` (any pod, and the list, with `None`)
+    /// suffer `fault`. Injections apply in the order they were made.
+    pub fn inject(&self, verb: Verb, pod: Option<&str>, times: usize, fault: Fault) {
+        lock(&self.shared).inject(verb, pod, times, fault);
+    }
+
+    /// Delays every request by `latency` before it is answered.
+    pub fn set_latency(&self, latency: Duration) {
+        lock(&self.shared).latency = latency;
+    }
+
+    /// The phase new pods get (`Pending` unless set, as a real API server reports a fresh pod).
+    pub fn set_created_phase(&self, phase: &str) {
+        lock(&self.shared).created_phase = phase.to_owned();
+    }
+
+    /// Deleted pods stay, terminating (`deletionTimestamp` set), for `grace` before they go
+    /// (zero, the default: they go at once). A `gracePeriodSeconds` in the request wins.
+    pub fn set_termination_grace(&self, grace: Duration) {
+        lock(&self.shared).grace = grace;
+    }
+
+    /// Makes list answer every pod of the namespace whatever the label selector says, as a
+    /// broken proxy might, to check the client filters on its own.
+    pub fn ignore_label_selector(&self, ignore: bool) {
+        lock(&self.shared).ignore_selector = ignore;
+    }
+
+    /// Stores a pod as if it had been created (uid, timestamps, phase if it has none).
+    pub fn insert_pod(&self, namespace: &str, pod: Pod) -> Pod {
+        lock(&self.shared).admit(namespace, pod)
+    }
+
+    /// Stores a running pod that is not alsy's: no `app.kubernetes.io/managed-by` label.
+    pub fn insert_foreign_pod(&self, namespace: &str, name: &str) -> Pod {
+        let pod = Pod {
+            metadata: ObjectMeta {
+                name: Some(name.to_owned()),
+                labels: Some(BTreeMap::from([("app".to_owned(), name.to_owned())])),
+                ..ObjectMeta::default()
+            },
+            spec: Some(PodSpec {
+                containers: vec![Container {
+                    name: "main".into(),
+                    image: Some("nginx:1.27".into()),
+                    ..Container::default()
+                }],
+                ..PodSpec::default()
+            }),
+            status: Some(PodStatus {
+                phase: Some("Running".into()),
+                ..PodStatus::default()
+            }),
+        };
+        self.insert_pod(namespace, pod)
+    }
+
+    /// Sets a stored pod's `status.phase` (`Failed`, `Running`, …); false if there is no such pod.
+    pub fn set_phase(&self, namespace: &str, name: &str, phase: &str) -> bool {
+        lock(&self.shared).set_phase(namespace, name, phase)
+    }
+
+    /// The stored pod, terminating ones included until their grace period ends.
+    pub fn pod(&self, namespace: &str, name: &str) -> Option<Pod> {
+        lock(&self.shared).pod(namespace, name)
+    }
+
+    /// Every stored pod of the namespace, in name order.
+    pub fn pods(&self, namespace: &str) -> Vec<Pod> {
+        lock(&self.shared).pods(namespace)
+    }
+
+    /// Every request received so far, in arrival order.
+    pub fn requests(&self) -> Vec<RecordedRequest> {
+        lock(&self.shared).requests.clone()
+    }
+
+    /// The requests that named `pod`.
+    pub fn requests_for(&self, pod: &str) -> Vec<RecordedRequest> {
+        let all = self.requests();
+        all.into_iter()
+            .filter(|r| r.pod.as_deref() == Some(pod))
+            .collect()
+    }
+
+    /// Forgets the recorded requests.
+    pub fn clear_requests(&self) {
+        lock(&self.shared).requests.clear();
+    }
+}
+
+impl Drop for KubeServer {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}

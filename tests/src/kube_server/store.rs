@@ -1,0 +1,312 @@
+//! The test API server's state: pods per namespace, injected faults, recorded requests, and the
+//! semantics of list/get/create/delete as the real API server has them.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use k8s_openapi::api::core::v1::{Pod, PodStatus};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ListMeta, Time};
+use k8s_openapi::jiff::{SignedDuration, Timestamp};
+use serde_json::{Value, json};
+use tokio::time::Instant;
+
+use super::selector::Selector;
+use super::validate::{Refusal, pod_for_create};
+use super::{Fault, RecordedRequest, Verb};
+
+/// An answer: HTTP code, JSON body, and for 429 a `Retry-After` in seconds.
+#[derive(Debug)]
+pub(crate) struct Answer {
+    pub code: u16,
+    pub body: Value,
+    pub retry_after: Option<u32>,
+}
+
+impl Answer {
+    fn ok(code: u16, body: impl serde::Serialize) -> Answer {
+        let body = serde_json::to_value(body).unwrap_or(Value::Null);
+        Answer {
+            code,
+            body,
+            retry_after: None,
+        }
+    }
+}
+
+/// A `metav1.Status` failure with the reason the API server uses for `code`.
+pub(crate) fn status(code: u16, message: String, name: Option<&str>) -> Answer {
+    let reason = match code {
+        400 => "BadRequest",
+        401 => "Unauthorized",
+        403 => "Forbidden",
+        404 => "NotFound",
+        405 => "MethodNotAllowed",
+        409 => "AlreadyExists",
+        410 => "Expired",
+        422 => "Invalid",
+        429 => "TooManyRequests",
+        503 => "ServiceUnavailable",
+        504 => "Timeout",
+        _ => "InternalError",
+    };
+    let mut body = json!({
+        "kind": "Status", "apiVersion": "v1", "metadata": {},
+        "status": "Failure", "message": message, "reason": reason, "code": code,
+    });
+    if let Some(name) = name {
+        body["details"] = json!({"name": name, "kind": "pods"});
+    }
+    let retry_after = (code == 429).then_some(1);
+    Answer {
+        code,
+        body,
+        retry_after,
+    }
+}
+
+/// The canned failure for an injected `code` on `pod`.
+pub(crate) fn injected(code: u16, pod: Option<&str>) -> Answer {
+    let quoted = pod
+        .map(|p| format!("pods \"{p}\""))
+        .unwrap_or_else(|| "pods".into());
+    let message = match code {
+        404 => format!("{quoted} not found"),
+        409 => format!("{quoted} already exists"),
+        429 => "Too many requests, please try again later.".into(),
+        503 => "the server is currently unable to handle the request".into(),
+        _ => format!("Internal error occurred: injected HTTP {code}"),
+    };
+    status(code, message, pod)
+}
+
+struct Stored {
+    pod: Pod,
+    /// Set once deleted with a grace period: the pod lingers, terminating, until then.
+    gone_at: Option<Instant>,
+}
+
+struct Injection {
+    verb: Verb,
+    pod: Option<String>,
+    remaining: usize,
+    fault: Fault,
+}
+
+/// Everything the server knows; behind one mutex.
+pub(crate) struct Store {
+    pods: BTreeMap<(String, String), Stored>,
+    injections: Vec<Injection>,
+    pub(crate) requests: Vec<RecordedRequest>,
+    pub(crate) latency: Duration,
+    pub(crate) created_phase: String,
+    pub(crate) grace: Duration,
+    pub(crate) ignore_selector: bool,
+    next_uid: u64,
+    resource_version: u64,
+}
+
+impl Store {
+    pub(crate) fn new() -> Store {
+        Store {
+            pods: BTreeMap::new(),
+            injections: Vec::new(),
+            requests: Vec::new(),
+            latency: Duration::ZERO,
+            created_phase: "Pending".into(),
+            grace: Duration::ZERO,
+            ignore_selector: false,
+            next_uid: 0,
+            resource_version: 1000,
+        }
+    }
+
+    pub(crate) fn inject(&mut self, verb: Verb, pod: Option<&str>, times: usize, fault: Fault) {
+        let pod = pod.map(str::to_owned);
+        self.injections.push(Injection {
+            verb,
+            pod,
+            remaining: times,
+            fault,
+        });
+    }
+
+    /// Takes the first injection that applies to this request, if any.
+    pub(crate) fn take_fault(&mut self, verb: Verb, pod: Option<&str>) -> Option<Fault> {
+        let hit = self.injections.iter_mut().find(|i| {
+            i.remaining > 0 && i.verb == verb && (i.pod.is_none() || i.pod.as_deref() == pod)
+        })?;
+        hit.remaining -= 1;
+        Some(hit.fault.clone())
+    }
+
+    /// Forgets pods whose termination grace period has passed.
+    fn purge(&mut self) {
+        let now = Instant::now();
+        self.pods.retain(|_, s| s.gone_at.is_none_or(|at| at > now));
+    }
+
+    fn bump(&mut self) -> String {
+        self.resource_version += 1;
+        self.resource_version.to_string()
+    }
+
+    /// Stores `pod` as if created: uid, creation time, resource version, namespace, phase.
+    pub(crate) fn admit(&mut self, namespace: &str, mut pod: Pod) -> Pod {
+        self.next_uid += 1;
+        let meta = &mut pod.metadata;
+        meta.uid = Some(format!("00000000-0000-4000-8000-{:012x}", self.next_uid));
+        meta.namespace = Some(namespace.to_owned());
+        meta.creation_timestamp = Some(Time(Timestamp::now()));
+        meta.resource_version = Some(self.bump());
+        if pod.status.as_ref().and_then(|s| s.phase.as_ref()).is_none() {
+            pod.status = Some(PodStatus {
+                phase: Some(self.created_phase.clone()),
+                ..pod.status.unwrap_or_default()
+            });
+        }
+        let name = pod.metadata.name.clone().unwrap_or_default();
+        let key = (namespace.to_owned(), name);
+        self.pods.insert(
+            key,
+            Stored {
+                pod: pod.clone(),
+                gone_at: None,
+            },
+        );
+        pod
+    }
+
+    pub(crate) fn pod(&mut self, namespace: &str, name: &str) -> Option<Pod> {
+        self.purge();
+        let key = (namespace.to_owned(), name.to_owned());
+        self.pods.get(&key).map(|s| s.pod.clone())
+    }
+
+    pub(crate) fn pods(&mut self, namespace: &str) -> Vec<Pod> {
+        self.purge();
+        self.pods
+            .iter()
+            .filter(|((ns, _), _)| ns == namespace)
+            .map(|(_, s)| s.pod.clone())
+            .collect()
+    }
+
+    pub(crate) fn set_phase(&mut self, namespace: &str, name: &str, phase: &str) -> bool {
+        self.purge();
+        let version = self.bump();
+        let key = (namespace.to_owned(), name.to_owned());
+        let Some(stored) = self.pods.get_mut(&key) else {
+            return false;
+        };
+        stored
+            .pod
+            .status
+            .get_or_insert_with(PodStatus::default)
+            .phase = Some(phase.to_owned());
+        stored.pod.metadata.resource_version = Some(version);
+        true
+    }
+
+    pub(crate) fn list(&mut self, namespace: &str, query: &[(String, String)]) -> Answer {
+        self.purge();
+        let param = |key: &str| {
+            query
+                .iter()
+                .find(|(k, _)| k == key)
+                .map(|(_, v)| v.as_str())
+        };
+        let selector = match Selector::parse(param("labelSelector").unwrap_or_default()) {
+            Ok(_) if self.ignore_selector => Selector::default(),
+            Ok(selector) => selector,
+            Err(message) => return status(400, message, None),
+        };
+        let limit = match param("limit").map(str::parse::<usize>) {
+            None | Some(Ok(0)) => usize::MAX,
+            Some(Ok(limit)) => limit,
+            Some(Err(_)) => return status(400, "limit: invalid value".into(), None),
+        };
+        let after = param("continue").filter(|c| !c.is_empty());
+        let mut matching = self
+            .pods
+            .iter()
+            .filter(|((ns, name), _)| ns == namespace && after.is_none_or(|a| name.as_str() > a))
+            .map(|(_, s)| &s.pod)
+            .filter(|pod| {
+                selector.matches(pod.metadata.labels.as_ref().unwrap_or(&BTreeMap::new()))
+            });
+        let items: Vec<Pod> = matching.by_ref().take(limit).cloned().collect();
+        let remaining = matching.count();
+        let continue_ = (remaining > 0)
+            .then(|| items.last().and_then(|p| p.metadata.name.clone()))
+            .flatten();
+        let metadata = ListMeta {
+            continue_,
+            remaining_item_count: (remaining > 0).then_some(remaining as i64),
+            resource_version: Some(self.resource_version.to_string()),
+            self_link: None,
+        };
+        Answer::ok(
+            200,
+            json!({"kind": "PodList", "apiVersion": "v1", "metadata": metadata, "items": items}),
+        )
+    }
+
+    pub(crate) fn get(&mut self, namespace: &str, name: &str) -> Answer {
+        match self.pod(namespace, name) {
+            Some(pod) => Answer::ok(200, pod),
+            None => status(404, format!("pods \"{name}\" not found"), Some(name)),
+        }
+    }
+
+    pub(crate) fn create(&mut self, namespace: &str, body: &[u8]) -> Answer {
+        self.purge();
+        let pod = match pod_for_create(body, namespace) {
+            Ok(pod) => pod,
+            Err(Refusal::BadRequest(message)) => return status(400, message, None),
+            Err(Refusal::Invalid(message)) => {
+                return status(422, format!("Pod is invalid: {message}"), None);
+            }
+        };
+        let name = pod.metadata.name.clone().unwrap_or_default();
+        if self
+            .pods
+            .contains_key(&(namespace.to_owned(), name.clone()))
+        {
+            return status(409, format!("pods \"{name}\" already exists"), Some(&name));
+        }
+        // The API server never takes a client's status or uid on create.
+        let mut pod = pod;
+        pod.status = None;
+        pod.metadata.uid = None;
+        Answer::ok(201, self.admit(namespace, pod))
+    }
+
+    /// Deletes with the server's grace period, or `gracePeriodSeconds` from DeleteOptions.
+    pub(crate) fn delete(&mut self, namespace: &str, name: &str, body: &[u8]) -> Answer {
+        self.purge();
+        let grace = serde_json::from_slice::<Value>(body)
+            .ok()
+            .and_then(|options| options.get("gracePeriodSeconds")?.as_u64())
+            .map_or(self.grace, Duration::from_secs);
+        let version = self.bump();
+        let key = (namespace.to_owned(), name.to_owned());
+        let Some(stored) = self.pods.get_mut(&key) else {
+            return status(404, format!("pods \"{name}\" not found"), Some(name));
+        };
+        if grace.is_zero() {
+            let mut pod = self.pods.remove(&key).map(|s| s.pod).unwrap_or_default();
+            pod.metadata.resource_version = Some(version);
+            return Answer::ok(200, pod);
+        }
+        if stored.gone_at.is_none() {
+            stored.gone_at = Some(Instant::now() + grace);
+            let meta = &mut stored.pod.metadata;
+            let seconds = grace.as_secs().max(1);
+            let at = Timestamp::now().checked_add(SignedDuration::from_secs(seconds as i64));
+            meta.deletion_timestamp = at.ok().map(Time);
+            meta.deletion_grace_period_seconds = Some(seconds as i64);
+            meta.resource_version = Some(version);
+        }
+        Answer::ok(200, stored.pod.clone())
+    }
+}

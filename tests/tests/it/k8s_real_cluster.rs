@@ -1,0 +1,154 @@
+//! `KubeRuntime` against a real cluster, when `ALSY_TEST_KUBECONFIG` names a kubeconfig: in a
+//! namespace of its own (deleted afterwards, also when the test fails) it creates, lists,
+//! restarts and deletes a `pause` pod, next to a foreign pod that must survive untouched.
+//! Without the variable it says loudly that it did not run.
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use alsy_app::PodRuntime;
+use alsy_domain::{
+    Algorithm, ClientId, DesiredPod, ImageRef, PodName, PodPhase, Priority, Quantity, Version,
+};
+use alsy_k8s::{KubeRuntime, KubeSettings};
+use alsy_tests::fixtures::eventually;
+use k8s_openapi::api::core::v1::{Container, Namespace, Pod, PodSpec};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use kube::api::{DeleteParams, PostParams};
+use kube::config::{KubeConfigOptions, Kubeconfig};
+use kube::{Api, Client};
+
+const PAUSE: &str = "registry.k8s.io/pause:3.10";
+/// Pulling an image on a fresh node can take a while.
+const PATIENCE: Duration = Duration::from_secs(180);
+
+#[tokio::test]
+async fn k8s_real_cluster_create_list_restart_delete() {
+    let Some(path) = std::env::var_os("ALSY_TEST_KUBECONFIG").map(PathBuf::from) else {
+        // Straight to stderr: the test harness captures print macros of passing tests.
+        let _ = std::io::stderr().write_all(
+            b"\n*** SKIPPED: ALSY_TEST_KUBECONFIG is not set; the real-cluster test did not run ***\n\n",
+        );
+        return;
+    };
+    let client = client(&path).await;
+    let suffix = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_millis();
+    let namespace = format!("alsy-it-{}-{suffix}", std::process::id());
+    let namespaces: Api<Namespace> = Api::all(client.clone());
+    let meta = ObjectMeta {
+        name: Some(namespace.clone()),
+        ..ObjectMeta::default()
+    };
+    namespaces
+        .create(
+            &PostParams::default(),
+            &Namespace {
+                metadata: meta,
+                ..Namespace::default()
+            },
+        )
+        .await
+        .expect("create the test namespace");
+
+    // Run the body as a task so a failed assertion still lets the namespace be deleted.
+    let body = tokio::spawn(exercise(path, client.clone(), namespace.clone()));
+    let outcome = body.await;
+    let cleanup = namespaces
+        .delete(&namespace, &DeleteParams::default())
+        .await;
+    if let Err(panic) = outcome {
+        std::panic::resume_unwind(panic.into_panic());
+    }
+    cleanup.expect("delete the test namespace");
+}
+
+async fn client(path: &PathBuf) -> Client {
+    let kubeconfig = Kubeconfig::read_from(path).expect("read ALSY_TEST_KUBECONFIG");
+    let config = kube::Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default())
+        .await
+        .expect("a usable kubeconfig");
+    Client::try_from(config).expect("a kube client")
+}
+
+fn pause_pod(algorithm: Algorithm, id: i64) -> DesiredPod {
+    let client_id = ClientId::new(id).unwrap();
+    DesiredPod {
+        name: PodName::of(algorithm, client_id),
+        client_id,
+        algorithm,
+        image: ImageRef::parse(PAUSE).unwrap(),
+        cpu: Quantity::parse("10m").unwrap(),
+        mem: Quantity::parse("16Mi").unwrap(),
+        version: Version::parse(1).unwrap(),
+        priority: Priority::parse(1.0).unwrap(),
+    }
+}
+
+async fn phase_of(runtime: &KubeRuntime, name: &PodName) -> Option<PodPhase> {
+    let pods = runtime.list().await.unwrap();
+    pods.into_iter().find(|p| &p.name == name).map(|p| p.phase)
+}
+
+async fn exercise(path: PathBuf, client: Client, namespace: String) {
+    let pods: Api<Pod> = Api::namespaced(client, &namespace);
+    let foreign = Pod {
+        metadata: ObjectMeta {
+            name: Some("vwap-2".into()),
+            ..ObjectMeta::default()
+        },
+        spec: Some(PodSpec {
+            containers: vec![Container {
+                name: "main".into(),
+                image: Some(PAUSE.into()),
+                ..Container::default()
+            }],
+            ..PodSpec::default()
+        }),
+        status: None,
+    };
+    pods.create(&PostParams::default(), &foreign)
+        .await
+        .expect("a foreign pod");
+    let settings = KubeSettings {
+        namespace: Some(namespace.clone()),
+        restart_timeout: Duration::from_secs(120),
+        ..KubeSettings::default()
+    };
+    let log = slog::Logger::root(slog::Discard, slog::o!());
+    let runtime = KubeRuntime::from_kubeconfig(&path, &settings, &log)
+        .await
+        .unwrap();
+    let pod = pause_pod(Algorithm::Vwap, 1);
+
+    runtime.create(&pod).await.unwrap();
+    runtime.create(&pod).await.unwrap();
+    eventually("the pod runs", PATIENCE, || async {
+        phase_of(&runtime, &pod.name).await == Some(PodPhase::Running)
+    })
+    .await;
+    let listed = runtime.list().await.unwrap();
+    assert_eq!(listed.len(), 1, "only alsy's pod is listed: {listed:?}");
+    let uid = |p: Pod| p.metadata.uid;
+    let first = pods.get("vwap-1").await.map(uid).unwrap();
+
+    runtime.restart(&pod).await.unwrap();
+    let second = pods.get("vwap-1").await.map(uid).unwrap();
+    assert_ne!(first, second, "restart replaced the pod");
+    eventually("the restarted pod runs", PATIENCE, || async {
+        phase_of(&runtime, &pod.name).await == Some(PodPhase::Running)
+    })
+    .await;
+
+    runtime.delete(&pod.name).await.unwrap();
+    runtime.delete(&pod.name).await.unwrap();
+    eventually("the pod is gone", PATIENCE, || async {
+        phase_of(&runtime, &pod.name).await.is_none()
+    })
+    .await;
+    let survivor = pods.get("vwap-2").await.expect("the foreign pod survives");
+    assert!(survivor.metadata.deletion_timestamp.is_none());
+}

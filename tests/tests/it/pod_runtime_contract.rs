@@ -1,0 +1,250 @@
+//! The `PodRuntime` contract: the same cases run against `FakePodRuntime` and against
+//! `KubeRuntime` talking real HTTP to the test API server. What only Kubernetes can do wrong
+//! (status codes, timeouts, terminating pods, foreign pods) is in `kube_only`.
+
+mod kube_only;
+
+use std::path::Path;
+use std::time::Duration;
+
+use alsy_app::PodRuntime;
+use alsy_domain::{
+    Algorithm, ClientId, DesiredPod, ImageRef, PodName, PodPhase, Priority, Quantity, Version,
+};
+use alsy_fake::FakePodRuntime;
+use alsy_k8s::{KubeRuntime, KubeSettings};
+use alsy_tests::kube_server::KubeServer;
+use slog::Logger;
+
+/// The namespace the kube harness works in.
+const NS: &str = "alsy-contract";
+
+/// The pod alsy would run for `algorithm` of client `id`.
+pub fn desired(algorithm: Algorithm, id: i64) -> DesiredPod {
+    let client_id = ClientId::new(id).unwrap();
+    DesiredPod {
+        name: PodName::of(algorithm, client_id),
+        client_id,
+        algorithm,
+        image: ImageRef::parse("ghcr.io/acme/algo:1.0").unwrap(),
+        cpu: Quantity::parse("250m").unwrap(),
+        mem: Quantity::parse("128Mi").unwrap(),
+        version: Version::parse(2).unwrap(),
+        priority: Priority::parse(0.5).unwrap(),
+    }
+}
+
+fn quiet() -> Logger {
+    Logger::root(slog::Discard, slog::o!())
+}
+
+/// What a contract case needs from a runtime under test, beyond the port itself.
+trait Harness {
+    fn runtime(&self) -> &dyn PodRuntime;
+    /// Puts a pod alsy does not manage next to alsy's; false if this runtime cannot hold one.
+    fn add_foreign_pod(&self, name: &str) -> bool;
+    /// Sets a pod's phase behind the runtime's back.
+    fn set_phase(&self, name: &PodName, phase: PodPhase) -> bool;
+    /// The identity of the pod incarnation now running under `name`.
+    fn uid(&self, name: &PodName) -> Option<String>;
+}
+
+struct Fake(FakePodRuntime);
+
+impl Fake {
+    async fn start() -> Fake {
+        Fake(FakePodRuntime::new())
+    }
+}
+
+impl Harness for Fake {
+    fn runtime(&self) -> &dyn PodRuntime {
+        &self.0
+    }
+    fn add_foreign_pod(&self, _: &str) -> bool {
+        false
+    }
+    fn set_phase(&self, name: &PodName, phase: PodPhase) -> bool {
+        self.0.set_phase(name, phase)
+    }
+    fn uid(&self, name: &PodName) -> Option<String> {
+        self.0.pod(name).map(|pod| pod.uid.to_string())
+    }
+}
+
+/// `KubeRuntime` through a kubeconfig that points at a fresh test API server.
+pub struct Kube {
+    pub server: KubeServer,
+    pub runtime: KubeRuntime,
+}
+
+/// Settings for tests: short timeouts, no rate limit.
+pub fn test_settings() -> KubeSettings {
+    KubeSettings {
+        namespace: None,
+        request_timeout: Duration::from_secs(2),
+        restart_timeout: Duration::from_secs(5),
+        qps: 0,
+    }
+}
+
+impl Kube {
+    pub async fn start() -> Kube {
+        Kube::start_with(test_settings()).await
+    }
+
+    pub async fn start_with(settings: KubeSettings) -> Kube {
+        let server = KubeServer::start().await;
+        let runtime = connect(&server.write_kubeconfig(NS), &settings).await;
+        Kube { server, runtime }
+    }
+}
+
+pub async fn connect(kubeconfig: &Path, settings: &KubeSettings) -> KubeRuntime {
+    KubeRuntime::from_kubeconfig(kubeconfig, settings, &quiet())
+        .await
+        .unwrap()
+}
+
+impl Harness for Kube {
+    fn runtime(&self) -> &dyn PodRuntime {
+        &self.runtime
+    }
+    fn add_foreign_pod(&self, name: &str) -> bool {
+        self.server.insert_foreign_pod(NS, name);
+        true
+    }
+    fn set_phase(&self, name: &PodName, phase: PodPhase) -> bool {
+        self.server.set_phase(NS, name.as_str(), phase.as_str())
+    }
+    fn uid(&self, name: &PodName) -> Option<String> {
+        self.server.pod(NS, name.as_str())?.metadata.uid
+    }
+}
+
+async fn names(harness: &impl Harness) -> Vec<String> {
+    let listed = harness.runtime().list().await.unwrap();
+    listed.into_iter().map(|p| p.name.to_string()).collect()
+}
+
+async fn a_created_pod_is_listed(h: impl Harness) {
+    let pod = desired(Algorithm::Vwap, 1);
+    h.runtime().create(&pod).await.unwrap();
+    let listed = h.runtime().list().await.unwrap();
+    assert_eq!(listed.len(), 1);
+    assert_eq!(listed[0].name, pod.name);
+    assert!(!listed[0].phase.is_terminated(), "{:?}", listed[0].phase);
+}
+
+async fn creating_a_pod_twice_succeeds_and_keeps_one_pod(h: impl Harness) {
+    let pod = desired(Algorithm::Twap, 2);
+    h.runtime().create(&pod).await.unwrap();
+    let uid = h.uid(&pod.name);
+    h.runtime().create(&pod).await.unwrap();
+    assert_eq!(names(&h).await, vec!["twap-2"]);
+    assert_eq!(h.uid(&pod.name), uid, "the existing pod was left alone");
+}
+
+async fn a_deleted_pod_is_no_longer_listed(h: impl Harness) {
+    let (keep, gone) = (desired(Algorithm::Vwap, 1), desired(Algorithm::Hft, 1));
+    h.runtime().create(&keep).await.unwrap();
+    h.runtime().create(&gone).await.unwrap();
+    h.runtime().delete(&gone.name).await.unwrap();
+    assert_eq!(names(&h).await, vec!["vwap-1"]);
+}
+
+async fn deleting_a_pod_that_is_not_there_succeeds(h: impl Harness) {
+    let name = PodName::parse("vwap-404").unwrap();
+    h.runtime().delete(&name).await.unwrap();
+    assert!(names(&h).await.is_empty());
+}
+
+async fn a_restarted_pod_exists_again_as_a_new_incarnation(h: impl Harness) {
+    let pod = desired(Algorithm::Vwap, 3);
+    h.runtime().create(&pod).await.unwrap();
+    let before = h.uid(&pod.name).unwrap();
+    h.runtime().restart(&pod).await.unwrap();
+    assert_eq!(names(&h).await, vec!["vwap-3"]);
+    let after = h.uid(&pod.name).unwrap();
+    assert_ne!(before, after, "restart replaced the pod");
+}
+
+async fn restarting_a_missing_pod_creates_it(h: impl Harness) {
+    let pod = desired(Algorithm::Hft, 4);
+    h.runtime().restart(&pod).await.unwrap();
+    assert_eq!(names(&h).await, vec!["hft-4"]);
+}
+
+async fn list_never_shows_a_pod_alsy_does_not_manage(h: impl Harness) {
+    // A foreign pod with a name alsy could have given is the dangerous one.
+    let could_hold = h.add_foreign_pod("vwap-99") & h.add_foreign_pod("nginx");
+    h.runtime()
+        .create(&desired(Algorithm::Vwap, 1))
+        .await
+        .unwrap();
+    assert_eq!(
+        names(&h).await,
+        vec!["vwap-1"],
+        "foreign pods held: {could_hold}"
+    );
+}
+
+async fn phases_are_reported_as_the_runtime_sees_them(h: impl Harness) {
+    let (failed, done, running) = (
+        desired(Algorithm::Vwap, 1),
+        desired(Algorithm::Twap, 1),
+        desired(Algorithm::Hft, 1),
+    );
+    for pod in [&failed, &done, &running] {
+        h.runtime().create(pod).await.unwrap();
+    }
+    assert!(h.set_phase(&failed.name, PodPhase::Failed));
+    assert!(h.set_phase(&done.name, PodPhase::Succeeded));
+    assert!(h.set_phase(&running.name, PodPhase::Running));
+    let mut listed: Vec<(String, PodPhase)> = h
+        .runtime()
+        .list()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|p| (p.name.to_string(), p.phase))
+        .collect();
+    listed.sort_by(|a, b| a.0.cmp(&b.0));
+    assert_eq!(
+        listed,
+        vec![
+            ("hft-1".to_owned(), PodPhase::Running),
+            ("twap-1".to_owned(), PodPhase::Succeeded),
+            ("vwap-1".to_owned(), PodPhase::Failed),
+        ]
+    );
+}
+
+/// Each case once per runtime: `pod_runtime_contract::fake::<case>` and `…::kube::<case>`.
+macro_rules! contract {
+    ($($case:ident),* $(,)?) => {
+        mod fake {
+            $(#[tokio::test]
+            async fn $case() {
+                super::$case(super::Fake::start().await).await;
+            })*
+        }
+        mod kube {
+            $(#[tokio::test]
+            async fn $case() {
+                super::$case(super::Kube::start().await).await;
+            })*
+        }
+    };
+}
+
+contract!(
+    a_created_pod_is_listed,
+    creating_a_pod_twice_succeeds_and_keeps_one_pod,
+    a_deleted_pod_is_no_longer_listed,
+    deleting_a_pod_that_is_not_there_succeeds,
+    a_restarted_pod_exists_again_as_a_new_incarnation,
+    restarting_a_missing_pod_creates_it,
+    list_never_shows_a_pod_alsy_does_not_manage,
+    phases_are_reported_as_the_runtime_sees_them,
+);

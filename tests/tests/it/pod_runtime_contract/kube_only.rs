@@ -1,0 +1,352 @@
+//! What the Kubernetes runtime must get right that the fake cannot show: status codes as success
+//! or as retryable errors naming the pod, bounded calls, no retries inside a pass, waiting for a
+//! terminating pod on restart, the label selector, paging, the rate limit, and foreign pods.
+
+use std::time::Duration;
+
+use alsy_app::{PodRuntime, RuntimeError};
+use alsy_domain::{Algorithm, PodName};
+use alsy_k8s::{KubeRuntime, KubeSettings};
+use alsy_tests::fixtures::eventually;
+use alsy_tests::kube_server::{Fault, KubeServer, Verb};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use tokio::time::Instant;
+
+use super::{Kube, NS, connect, desired, test_settings};
+
+fn assert_unavailable_for(error: RuntimeError, pod: &str) {
+    match &error {
+        RuntimeError::Unavailable { pod: Some(p), .. } if p.as_str() == pod => {}
+        other => panic!("expected Unavailable naming {pod}, got {other:?}"),
+    }
+    assert!(error.to_string().contains(pod), "{error}");
+}
+
+#[tokio::test]
+async fn an_injected_409_on_create_counts_as_success() {
+    let kube = Kube::start().await;
+    kube.server
+        .inject(Verb::Create, Some("vwap-1"), 1, Fault::Status(409));
+    kube.runtime
+        .create(&desired(Algorithm::Vwap, 1))
+        .await
+        .unwrap();
+    assert_eq!(kube.server.requests_for("vwap-1").len(), 1);
+}
+
+#[tokio::test]
+async fn an_injected_404_on_delete_counts_as_success() {
+    let kube = Kube::start().await;
+    kube.server
+        .inject(Verb::Delete, Some("vwap-1"), 1, Fault::Status(404));
+    let name = PodName::parse("vwap-1").unwrap();
+    kube.runtime.delete(&name).await.unwrap();
+}
+
+#[tokio::test]
+async fn throttling_and_server_errors_are_unavailable_naming_the_pod_without_retrying() {
+    let kube = Kube::start().await;
+    let pod = desired(Algorithm::Vwap, 1);
+    for code in [429, 500, 503, 504] {
+        kube.server.clear_requests();
+        kube.server
+            .inject(Verb::Create, Some("vwap-1"), 1, Fault::Status(code));
+        let error = kube.runtime.create(&pod).await.unwrap_err();
+        assert_unavailable_for(error, "vwap-1");
+        // kube would retry 429/503/504 for minutes; a pass must not stall on one pod.
+        assert_eq!(kube.server.requests().len(), 1, "HTTP {code} was retried");
+    }
+    kube.server
+        .inject(Verb::Delete, Some("vwap-1"), 1, Fault::Status(500));
+    let error = kube.runtime.delete(&pod.name).await.unwrap_err();
+    assert_unavailable_for(error, "vwap-1");
+    kube.server
+        .inject(Verb::Delete, Some("vwap-1"), 1, Fault::Status(429));
+    let error = kube.runtime.restart(&pod).await.unwrap_err();
+    assert_unavailable_for(error, "vwap-1");
+    kube.server.inject(Verb::List, None, 1, Fault::Status(503));
+    let error = kube.runtime.list().await.unwrap_err();
+    assert!(
+        matches!(error, RuntimeError::Unavailable { pod: None, .. }),
+        "{error:?}"
+    );
+    // The faults are used up: the next attempt (the next pass) succeeds.
+    kube.runtime.create(&pod).await.unwrap();
+    assert_eq!(kube.runtime.list().await.unwrap().len(), 1);
+}
+
+#[tokio::test]
+async fn other_client_errors_are_rejected_naming_the_pod() {
+    let kube = Kube::start().await;
+    for code in [400, 403, 422] {
+        kube.server
+            .inject(Verb::Create, Some("twap-5"), 1, Fault::Status(code));
+        let error = kube
+            .runtime
+            .create(&desired(Algorithm::Twap, 5))
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(&error, RuntimeError::Rejected { pod: Some(p), .. } if p.as_str() == "twap-5"),
+            "HTTP {code}: {error:?}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_call_that_gets_no_answer_is_unavailable_within_the_request_timeout() {
+    let timeout = Duration::from_millis(300);
+    let settings = KubeSettings {
+        request_timeout: timeout,
+        ..test_settings()
+    };
+    let kube = Kube::start_with(settings).await;
+    let hang = Fault::Delay(Duration::from_secs(30));
+    kube.server
+        .inject(Verb::Create, Some("hft-1"), 1, hang.clone());
+    let began = Instant::now();
+    let error = kube
+        .runtime
+        .create(&desired(Algorithm::Hft, 1))
+        .await
+        .unwrap_err();
+    let took = began.elapsed();
+    assert_unavailable_for(error, "hft-1");
+    assert!(
+        took >= timeout && took < timeout + Duration::from_secs(1),
+        "took {took:?}"
+    );
+
+    kube.server.inject(Verb::List, None, 1, hang);
+    let began = Instant::now();
+    assert!(kube.runtime.list().await.unwrap_err().is_retryable());
+    assert!(began.elapsed() < timeout + Duration::from_secs(1));
+}
+
+#[tokio::test]
+async fn an_unreachable_api_server_is_unavailable_naming_the_pod() {
+    let server = KubeServer::start().await;
+    let kubeconfig = server.write_kubeconfig(NS);
+    let addr = server.url().trim_start_matches("http://").to_owned();
+    drop(server);
+    eventually(
+        "the test server stops listening",
+        Duration::from_secs(5),
+        || {
+            let addr = addr.clone();
+            async move { tokio::net::TcpStream::connect(addr).await.is_err() }
+        },
+    )
+    .await;
+    let runtime = connect(&kubeconfig, &test_settings()).await;
+    let began = Instant::now();
+    let error = runtime
+        .create(&desired(Algorithm::Vwap, 1))
+        .await
+        .unwrap_err();
+    assert!(
+        began.elapsed() < Duration::from_secs(1),
+        "refused, not timed out"
+    );
+    assert!(
+        error.to_string().to_lowercase().contains("connect"),
+        "{error}"
+    );
+    assert_unavailable_for(error, "vwap-1");
+}
+
+#[tokio::test]
+async fn restart_waits_until_the_terminating_pod_is_gone_before_creating_it_again() {
+    let kube = Kube::start().await;
+    let grace = Duration::from_millis(400);
+    kube.server.set_termination_grace(grace);
+    let pod = desired(Algorithm::Vwap, 7);
+    kube.runtime.create(&pod).await.unwrap();
+    let old_uid = kube.server.pod(NS, "vwap-7").unwrap().metadata.uid;
+    kube.server.clear_requests();
+
+    kube.runtime.restart(&pod).await.unwrap();
+
+    let requests = kube.server.requests_for("vwap-7");
+    let verbs: Vec<Verb> = requests.iter().filter_map(|r| r.verb).collect();
+    assert_eq!(verbs.first(), Some(&Verb::Delete), "{verbs:?}");
+    assert_eq!(verbs.last(), Some(&Verb::Create), "{verbs:?}");
+    assert!(
+        verbs[1..verbs.len() - 1].iter().all(|v| *v == Verb::Get),
+        "{verbs:?}"
+    );
+    assert!(verbs.len() >= 4, "polled while terminating: {verbs:?}");
+    let (deleted_at, created_at) = (requests[0].at, requests[requests.len() - 1].at);
+    assert!(
+        created_at - deleted_at >= grace,
+        "created after {:?}",
+        created_at - deleted_at
+    );
+    let new = kube.server.pod(NS, "vwap-7").unwrap();
+    assert_ne!(new.metadata.uid, old_uid);
+    assert!(
+        new.metadata.deletion_timestamp.is_none(),
+        "the new pod is not terminating"
+    );
+}
+
+#[tokio::test]
+async fn restart_gives_up_when_the_old_pod_outlives_the_restart_timeout() {
+    let settings = KubeSettings {
+        restart_timeout: Duration::from_millis(500),
+        ..test_settings()
+    };
+    let kube = Kube::start_with(settings).await;
+    kube.server.set_termination_grace(Duration::from_secs(60));
+    let pod = desired(Algorithm::Twap, 8);
+    kube.runtime.create(&pod).await.unwrap();
+    let began = Instant::now();
+    let error = kube.runtime.restart(&pod).await.unwrap_err();
+    let took = began.elapsed();
+    assert!(
+        took >= Duration::from_millis(500) && took < Duration::from_secs(2),
+        "{took:?}"
+    );
+    assert_unavailable_for(error, "twap-8");
+    let creates = kube
+        .server
+        .requests_for("twap-8")
+        .iter()
+        .filter(|r| r.verb == Some(Verb::Create))
+        .count();
+    assert_eq!(creates, 1, "no second create while the old pod terminates");
+}
+
+#[tokio::test]
+async fn no_request_ever_touches_a_pod_without_alsys_label() {
+    let kube = Kube::start().await;
+    kube.server.insert_foreign_pod(NS, "nginx");
+    kube.server.insert_foreign_pod(NS, "vwap-99");
+    let ours = desired(Algorithm::Vwap, 1);
+    kube.runtime.create(&ours).await.unwrap();
+    kube.runtime.restart(&ours).await.unwrap();
+    assert_eq!(kube.runtime.list().await.unwrap().len(), 1);
+    kube.runtime.delete(&ours.name).await.unwrap();
+    assert!(kube.runtime.list().await.unwrap().is_empty());
+
+    for request in kube.server.requests() {
+        assert!(
+            !matches!(request.pod.as_deref(), Some("nginx" | "vwap-99")),
+            "{request:?}"
+        );
+        if request.verb == Some(Verb::List) {
+            assert_eq!(
+                request.param("labelSelector"),
+                Some("app.kubernetes.io/managed-by=alsy")
+            );
+        }
+    }
+    assert!(kube.server.pod(NS, "nginx").is_some());
+    assert!(kube.server.pod(NS, "vwap-99").is_some());
+}
+
+#[tokio::test]
+async fn list_filters_foreign_pods_even_when_the_server_ignores_the_selector() {
+    let kube = Kube::start().await;
+    kube.server.ignore_label_selector(true);
+    kube.server.insert_foreign_pod(NS, "vwap-99");
+    kube.runtime
+        .create(&desired(Algorithm::Vwap, 1))
+        .await
+        .unwrap();
+    let names: Vec<String> = kube
+        .runtime
+        .list()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|p| p.name.to_string())
+        .collect();
+    assert_eq!(names, vec!["vwap-1"]);
+}
+
+#[tokio::test]
+async fn list_reads_every_page_of_a_large_namespace_and_skips_bad_names() {
+    let kube = Kube::start().await;
+    for id in 1..=1203 {
+        kube.server
+            .insert_pod(NS, alsy_k8s::pod_manifest(&desired(Algorithm::Vwap, id)));
+    }
+    // Managed, but named as a DNS subdomain, which no PodName can hold.
+    let mut dotted = alsy_k8s::pod_manifest(&desired(Algorithm::Hft, 1));
+    dotted.metadata = ObjectMeta {
+        name: Some("hft.1".into()),
+        ..dotted.metadata
+    };
+    kube.server.insert_pod(NS, dotted);
+    kube.server.clear_requests();
+
+    let listed = kube.runtime.list().await.unwrap();
+
+    assert_eq!(listed.len(), 1203);
+    let pages = kube.server.requests();
+    assert_eq!(pages.len(), 3, "pages of 500");
+    assert!(pages.iter().all(|r| r.param("limit") == Some("500")));
+    assert!(pages[0].param("continue").is_none());
+    assert!(pages[1..].iter().all(|r| r.param("continue").is_some()));
+}
+
+#[tokio::test]
+async fn the_rate_limit_spreads_requests_over_time() {
+    let settings = KubeSettings {
+        qps: 10,
+        ..test_settings()
+    };
+    let kube = Kube::start_with(settings).await;
+    let runtime: KubeRuntime = kube.runtime.clone();
+    let creates = (1..=15).map(|id| {
+        let runtime = runtime.clone();
+        tokio::spawn(async move { runtime.create(&desired(Algorithm::Vwap, id)).await })
+    });
+    for create in creates.collect::<Vec<_>>() {
+        create.await.unwrap().unwrap();
+    }
+    let requests = kube.server.requests();
+    assert_eq!(requests.len(), 15);
+    // A burst of 10, then 5 more at 100ms each.
+    let span = requests[14].at - requests[0].at;
+    assert!(
+        span >= Duration::from_millis(450),
+        "15 requests within {span:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_kubeconfig_server_without_a_scheme_is_refused_at_start() {
+    let path = std::env::temp_dir().join(format!(
+        "alsy-kubeconfig-noscheme-{}.yaml",
+        std::process::id()
+    ));
+    std::fs::write(
+        &path,
+        "apiVersion: v1\nkind: Config\nclusters:\n- name: c\n  cluster:\n    server: 127.0.0.1:6443\n\
+         users:\n- name: u\n  user: {}\ncontexts:\n- name: x\n  context: {cluster: c, user: u}\ncurrent-context: x\n",
+    )
+    .unwrap();
+    let result = KubeRuntime::from_kubeconfig(&path, &test_settings(), &super::quiet()).await;
+    let error = result.err().expect("refused");
+    assert!(error.to_string().contains("127.0.0.1:6443"), "{error}");
+}
+
+#[tokio::test]
+async fn the_namespace_comes_from_the_kubeconfig_unless_the_settings_name_one() {
+    let server = KubeServer::start().await;
+    let kubeconfig = server.write_kubeconfig("from-kubeconfig");
+    let runtime = connect(&kubeconfig, &test_settings()).await;
+    assert_eq!(runtime.namespace(), "from-kubeconfig");
+    runtime.create(&desired(Algorithm::Vwap, 1)).await.unwrap();
+    assert!(server.pod("from-kubeconfig", "vwap-1").is_some());
+
+    let settings = KubeSettings {
+        namespace: Some("trading".into()),
+        ..test_settings()
+    };
+    let runtime = connect(&kubeconfig, &settings).await;
+    assert_eq!(runtime.namespace(), "trading");
+    assert!(runtime.list().await.unwrap().is_empty());
+}

@@ -1,0 +1,322 @@
+//! PostgreSQL misbehaving under a running repository: calls fail `Unavailable` within their
+//! timeout plus a small margin — never hang, never panic — and the same repository recovers once
+//! the database is back. The cut is deterministic: a TCP proxy the test pauses or cuts, a row
+//! lock, or `pg_terminate_backend`. Also the reconcile lock shared by replicas.
+
+use std::future::Future;
+use std::time::{Duration, Instant};
+
+use alsy_app::{ClientRepository, PassLock, RepoError};
+use alsy_domain::{AlgorithmStatus, PageRequest};
+use alsy_postgres::{PostgresError, PostgresRepository, PostgresSettings};
+use alsy_tests::fixtures::{CapturedLogs, eventually, spec};
+use alsy_tests::postgres::TestDatabase;
+use alsy_tests::tcp_proxy::TcpProxy;
+use alsy_tests::test_database;
+
+/// Slack allowed beyond a call's own timeout.
+const MARGIN: Duration = Duration::from_secs(2);
+/// The read and write timeouts of these tests.
+const TIMEOUT: Duration = Duration::from_secs(1);
+
+fn settings(url: String, database: &TestDatabase) -> PostgresSettings {
+    PostgresSettings {
+        url,
+        read_timeout: TIMEOUT,
+        write_timeout: TIMEOUT,
+        start_timeout: Duration::from_secs(5),
+        ..database.settings()
+    }
+}
+
+/// Runs `call`, prints how long it took, and checks it failed `Unavailable` in time.
+async fn unavailable_in_time<T: std::fmt::Debug>(
+    what: &str,
+    call: impl Future<Output = Result<T, RepoError>>,
+) -> Duration {
+    let started = Instant::now();
+    let result = call.await;
+    let took = started.elapsed();
+    println!("observed: {what} -> {result:?} after {took:?}");
+    assert!(
+        matches!(result, Err(RepoError::Unavailable(_))),
+        "{what}: {result:?}"
+    );
+    assert!(
+        took <= TIMEOUT + MARGIN,
+        "{what} took {took:?}, more than {TIMEOUT:?} + {MARGIN:?}"
+    );
+    took
+}
+
+async fn recovers(repo: &PostgresRepository) {
+    let started = Instant::now();
+    eventually(
+        "the same repository answers again",
+        Duration::from_secs(15),
+        || async { repo.ping().await.is_ok() },
+    )
+    .await;
+    println!(
+        "observed: recovered {:?} after the database came back",
+        started.elapsed()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_database_that_stops_answering_gives_unavailable_within_the_timeout() {
+    let database = test_database!();
+    let proxy = TcpProxy::start(database.server_addr().await).await.unwrap();
+    let logs = CapturedLogs::default();
+    let repo = PostgresRepository::connect(
+        &settings(database.url_via(proxy.addr()), &database),
+        &logs.logger(),
+    )
+    .await
+    .unwrap();
+    let client = repo.create(&spec("Jimbo")).await.unwrap();
+
+    proxy.pause();
+    let on = AlgorithmStatus {
+        vwap: true,
+        twap: false,
+        hft: false,
+    };
+    unavailable_in_time("get (paused)", repo.get(client.id)).await;
+    unavailable_in_time("list (paused)", repo.list(PageRequest::default())).await;
+    unavailable_in_time("desired_state (paused)", repo.desired_state()).await;
+    unavailable_in_time("ping (paused)", repo.ping()).await;
+    unavailable_in_time("create (paused)", repo.create(&spec("Bimbo"))).await;
+    unavailable_in_time("set_status (paused)", repo.set_status(client.id, on, true)).await;
+
+    proxy.restore();
+    recovers(&repo).await;
+    assert_eq!(repo.get(client.id).await.unwrap().spec, spec("Jimbo"));
+    repo.create(&spec("Bimbo")).await.unwrap();
+
+    let messages: Vec<String> = logs.records().into_iter().map(|r| r.msg).collect();
+    let count = |msg: &str| messages.iter().filter(|m| *m == msg).count();
+    assert_eq!(
+        count("storage unavailable"),
+        1,
+        "one line per outage: {messages:?}"
+    );
+    assert_eq!(count("storage available again"), 1, "{messages:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_database_that_goes_away_gives_unavailable_naming_the_cause_and_comes_back() {
+    let database = test_database!();
+    let proxy = TcpProxy::start(database.server_addr().await).await.unwrap();
+    let repo = PostgresRepository::connect(
+        &settings(database.url_via(proxy.addr()), &database),
+        &CapturedLogs::default().logger(),
+    )
+    .await
+    .unwrap();
+    let client = repo.create(&spec("Jimbo")).await.unwrap();
+
+    proxy.cut();
+    unavailable_in_time("get (cut)", repo.get(client.id)).await;
+    unavailable_in_time("delete (cut)", repo.delete(client.id)).await;
+    match repo.ping().await {
+        Err(RepoError::Unavailable(cause)) => {
+            println!("observed: ping (cut) -> {cause}");
+            assert!(cause.contains(&proxy.addr().to_string()), "{cause}");
+        }
+        other => panic!("ping while cut: {other:?}"),
+    }
+
+    proxy.restore();
+    recovers(&repo).await;
+    assert_eq!(repo.get(client.id).await.unwrap().id, client.id);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_locked_row_gives_unavailable_within_the_write_timeout() {
+    let database = test_database!();
+    let repo = PostgresRepository::connect(
+        &settings(database.url().to_owned(), &database),
+        &CapturedLogs::default().logger(),
+    )
+    .await
+    .unwrap();
+    let client = repo.create(&spec("Jimbo")).await.unwrap();
+
+    let blocker = database.sql().await;
+    blocker
+        .batch_execute(&format!(
+            "BEGIN; SELECT * FROM clients WHERE id = {} FOR UPDATE",
+            client.id
+        ))
+        .await
+        .unwrap();
+    unavailable_in_time(
+        "update (row locked)",
+        repo.update(client.id, &spec("Jimbo"), true),
+    )
+    .await;
+    blocker.batch_execute("ROLLBACK").await.unwrap();
+
+    let updated = repo.update(client.id, &spec("Jimbo"), true).await.unwrap();
+    assert!(updated.need_restart);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn sessions_the_server_terminated_are_replaced_without_failing_a_request() {
+    let database = test_database!();
+    let repo = database.repository().await;
+    let client = repo.create(&spec("Jimbo")).await.unwrap();
+
+    let admin = database.sql().await;
+    let others = format!(
+        "SELECT count(*) FROM pg_stat_activity WHERE datname = '{}' AND pid <> pg_backend_pid()",
+        database.name()
+    );
+    admin
+        .batch_execute(&format!(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+             WHERE datname = '{}' AND pid <> pg_backend_pid()",
+            database.name()
+        ))
+        .await
+        .unwrap();
+    eventually(
+        "the pooled sessions are gone",
+        Duration::from_secs(10),
+        || async {
+            let count: i64 = admin.query_one(&others, &[]).await.unwrap().get(0);
+            count == 0
+        },
+    )
+    .await;
+
+    assert_eq!(repo.get(client.id).await.unwrap().id, client.id);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn only_one_replica_holds_the_reconcile_lock() {
+    let database = test_database!();
+    let one = database.repository().await.pass_lock();
+    let two = database.repository().await.pass_lock();
+
+    let held = one.try_acquire().await.unwrap().expect("a free lock");
+    assert!(two.try_acquire().await.unwrap().is_none());
+    assert!(
+        one.try_acquire().await.unwrap().is_none(),
+        "a second session of the same replica does not get it either"
+    );
+
+    held.release().await;
+    let held = two.try_acquire().await.unwrap().expect("released, so free");
+    assert!(one.try_acquire().await.unwrap().is_none());
+
+    drop(held);
+    let started = Instant::now();
+    let deadline = started + Duration::from_secs(10);
+    let again = loop {
+        if let Some(held) = one.try_acquire().await.unwrap() {
+            break held;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "dropping the lock never freed it"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    println!(
+        "observed: a dropped lock was free again after {:?}",
+        started.elapsed()
+    );
+    again.release().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_reconcile_lock_is_unavailable_while_the_database_is() {
+    let database = test_database!();
+    let proxy = TcpProxy::start(database.server_addr().await).await.unwrap();
+    let repo = PostgresRepository::connect(
+        &settings(database.url_via(proxy.addr()), &database),
+        &CapturedLogs::default().logger(),
+    )
+    .await
+    .unwrap();
+    let lock = repo.pass_lock();
+
+    proxy.pause();
+    unavailable_in_time("try_acquire (paused)", async {
+        lock.try_acquire().await.map(|held| held.is_some())
+    })
+    .await;
+    proxy.cut();
+    unavailable_in_time("try_acquire (cut)", async {
+        lock.try_acquire().await.map(|held| held.is_some())
+    })
+    .await;
+
+    proxy.restore();
+    let held = lock.try_acquire().await.unwrap().expect("a free lock");
+    held.release().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connecting_to_an_unreachable_database_fails_naming_it_and_not_the_password() {
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = closed.local_addr().unwrap().port();
+    drop(closed);
+    let settings = PostgresSettings {
+        url: format!("postgres://alsy:s3cret@127.0.0.1:{port}/alsy"),
+        min_conns: 1,
+        max_conns: 2,
+        start_timeout: Duration::from_secs(1),
+        read_timeout: TIMEOUT,
+        write_timeout: TIMEOUT,
+        idle_timeout: Duration::ZERO,
+        lifetime_jitter: Duration::ZERO,
+    };
+    let logs = CapturedLogs::default();
+
+    let started = Instant::now();
+    let error = PostgresRepository::connect(&settings, &logs.logger())
+        .await
+        .err()
+        .expect("nothing listens there");
+    let took = started.elapsed();
+    let message = error.to_string();
+    println!("observed: connect (nothing listening) -> {message} after {took:?}");
+    assert!(matches!(error, PostgresError::Unreachable { .. }));
+    assert!(message.contains(&format!("127.0.0.1:{port}")), "{message}");
+    assert!(message.to_lowercase().contains("refused"), "{message}");
+    assert!(!message.contains("s3cret"), "{message}");
+    assert!(took < Duration::from_secs(1) + MARGIN, "{took:?}");
+
+    let error = alsy_postgres::migrate(&settings, &logs.logger())
+        .await
+        .expect_err("nothing listens there");
+    assert!(!error.to_string().contains("s3cret"), "{error}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_that_refuses_us_fails_at_once_naming_why() {
+    let database = test_database!();
+    let settings = PostgresSettings {
+        url: format!("{}_missing", database.url()),
+        start_timeout: Duration::from_secs(30),
+        ..database.settings()
+    };
+
+    let started = Instant::now();
+    let error = PostgresRepository::connect(&settings, &CapturedLogs::default().logger())
+        .await
+        .err()
+        .expect("no such database");
+    let took = started.elapsed();
+    let message = error.to_string();
+    println!("observed: connect (no such database) -> {message} after {took:?}");
+    assert!(matches!(error, PostgresError::Refused { .. }), "{error:?}");
+    assert!(message.contains("does not exist"), "{message}");
+    assert!(
+        took < Duration::from_secs(5),
+        "waiting cannot help, yet took {took:?}"
+    );
+}
