@@ -11,6 +11,7 @@ mod machine;
 mod pgbench;
 mod process;
 mod reconcile;
+mod reconcile_child;
 mod report;
 mod sql;
 
@@ -44,7 +45,7 @@ enum Command {
     All,
     /// One size of the reconcile bench; started by `reconcile`, prints JSON.
     #[command(hide = true)]
-    ReconcileChild(reconcile::ChildArgs),
+    ReconcileChild(reconcile_child::ChildArgs),
 }
 
 /// Options shared by every bench.
@@ -121,7 +122,7 @@ async fn main() -> anyhow::Result<()> {
     let options = cli.options;
     let command = cli.command.unwrap_or(Command::All);
     if let Command::ReconcileChild(args) = command {
-        return reconcile::child(args).await;
+        return reconcile_child::run(args).await;
     }
     progress("alsy-bench starting");
     let server = options.server()?;

@@ -59,8 +59,11 @@ pub(crate) async fn kubernetes(
     k8s: &K8sConfig,
     log: &Logger,
 ) -> anyhow::Result<Arc<dyn PodRuntime>> {
-    let runtime = KubeRuntime::connect(&kube_settings(k8s), log)
-        .await
-        .context("cannot use the Kubernetes runtime (ALSY__RUNTIME__KIND=kubernetes)")?;
+    let settings = kube_settings(k8s);
+    let runtime = match &k8s.kubeconfig {
+        Some(path) => KubeRuntime::from_kubeconfig(path, &settings, log).await,
+        None => KubeRuntime::connect(&settings, log).await,
+    }
+    .context("cannot use the Kubernetes runtime (ALSY__RUNTIME__KIND=kubernetes)")?;
     Ok(Arc::new(runtime))
 }

@@ -1,16 +1,18 @@
-//! `TestApp`: the real service started in-process on 127.0.0.1:0, driven over real HTTP.
+//! `TestApp`: the real service started in-process on 127.0.0.1:0, driven over real HTTP, on
+//! in-memory storage or on a PostgreSQL test database, with a fake pod runtime the test holds.
 //! The watcher is quiet by default (no nudges, a one-hour interval): a test runs passes when it
 //! wants them, with `POST /api/v1/sync`, and so never sleeps to synchronise.
 
 use std::sync::Arc;
 
 use alsy::{Overrides, Running};
-use alsy_app::{ClientRepository, PassLock, PodRuntime};
-use alsy_fake::{FakePodRuntime, InMemoryRepository, LocalPassLock};
+use alsy_app::PodRuntime;
+use alsy_fake::FakePodRuntime;
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
 use crate::fixtures::CapturedLogs;
+use crate::postgres::TestDatabase;
 
 /// The service running in this test process.
 pub struct TestApp {
@@ -43,6 +45,15 @@ impl Reply {
     }
 }
 
+/// Settings that put the service on the PostgreSQL database at `url`.
+pub fn postgres_env(url: &str) -> [(&'static str, &str); 3] {
+    [
+        ("ALSY__STORAGE__KIND", "postgres"),
+        ("ALSY__STORAGE__URL", url),
+        ("ALSY__STORAGE__READ_TIMEOUT", "2s"),
+    ]
+}
+
 /// The environment every test app starts with; `extra` overrides it.
 fn environment(extra: &[(&str, &str)]) -> Vec<(String, String)> {
     let base = [
@@ -67,22 +78,22 @@ fn environment(extra: &[(&str, &str)]) -> Vec<(String, String)> {
 impl TestApp {
     /// In-memory storage, the fake runtime, default settings otherwise.
     pub async fn spawn() -> TestApp {
-        let repo = InMemoryRepository::new();
-        Self::spawn_with(&[], Arc::new(repo), Arc::new(LocalPassLock::new())).await
+        Self::spawn_with(&[], FakePodRuntime::new()).await
     }
 
-    /// The service over the given storage, with extra `ALSY__*` settings.
-    pub async fn spawn_with(
-        env: &[(&str, &str)],
-        repo: Arc<dyn ClientRepository>,
-        lock: Arc<dyn PassLock>,
-    ) -> TestApp {
-        let runtime = FakePodRuntime::new();
+    /// The service on `database`, wired by `ALSY__STORAGE__KIND=postgres` as in production.
+    pub async fn spawn_on_postgres(database: &TestDatabase) -> TestApp {
+        Self::spawn_with(&postgres_env(database.url()), FakePodRuntime::new()).await
+    }
+
+    /// The service with extra `ALSY__*` settings, running its pods on `runtime` (which may
+    /// already hold pods, as after a restart of the service).
+    pub async fn spawn_with(env: &[(&str, &str)], runtime: FakePodRuntime) -> TestApp {
         let logs = CapturedLogs::default();
         let settings = alsy::config::load_from(["alsy"].map(String::from), environment(env))
             .expect("test settings are valid");
         let overrides = Overrides {
-            storage: Some((repo, lock)),
+            storage: None,
             runtime: Some(Arc::new(runtime.clone()) as Arc<dyn PodRuntime>),
         };
         let running = alsy::start(settings, logs.logger(), overrides)

@@ -2,6 +2,7 @@
 //! problem reported with the setting named as the operator wrote it.
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use super::sources::{Layers, Origin, describe};
@@ -103,6 +104,8 @@ pub struct RuntimeSettings {
 pub struct K8sConfig {
     /// Namespace of the pods; `None`: in-cluster namespace, else `default`.
     pub namespace: Option<String>,
+    /// The kubeconfig file to use; `None`: `KUBECONFIG`, `~/.kube/config`, else in-cluster.
+    pub kubeconfig: Option<PathBuf>,
     /// Bound on each API call.
     pub request_timeout: Duration,
     /// How long a restart waits for the old pod to go.
@@ -179,6 +182,7 @@ impl Default for Settings {
             },
             k8s: K8sConfig {
                 namespace: None,
+                kubeconfig: None,
                 request_timeout: secs(10),
                 restart_timeout: secs(60),
                 qps: 50,
@@ -285,6 +289,10 @@ impl Settings {
             Some(_) => r.read("k8s.namespace", values::namespace),
             None => Some(None),
         };
+        let kubeconfig = match layers.get("k8s.kubeconfig") {
+            Some(_) => r.read("k8s.kubeconfig", values::file_path),
+            None => Some(None),
+        };
         let request_timeout = r.duration("k8s.request_timeout", Zero::Refused);
         let restart_timeout = r.duration("k8s.restart_timeout", Zero::Refused);
         let qps = r.read("k8s.qps", |t| values::count(t, 0, 100_000));
@@ -331,6 +339,7 @@ impl Settings {
             },
             k8s: K8sConfig {
                 namespace: namespace?,
+                kubeconfig: kubeconfig?,
                 request_timeout: request_timeout?,
                 restart_timeout: restart_timeout?,
                 qps: qps?,
@@ -377,6 +386,13 @@ impl Settings {
                     .namespace
                     .clone()
                     .unwrap_or_else(|| "(auto)".into()),
+            ),
+            (
+                "k8s.kubeconfig",
+                self.k8s
+                    .kubeconfig
+                    .as_ref()
+                    .map_or_else(|| "(auto)".into(), |p| p.display().to_string()),
             ),
             ("k8s.request_timeout", d(self.k8s.request_timeout)),
             ("k8s.restart_timeout", d(self.k8s.restart_timeout)),

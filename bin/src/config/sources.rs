@@ -129,6 +129,11 @@ pub(crate) const DEFS: &[Def] = &[
         "namespace of the pods (default: in-cluster, else default)",
     ),
     def(
+        "k8s.kubeconfig",
+        None,
+        "kubeconfig file (default: KUBECONFIG, ~/.kube/config, else in-cluster)",
+    ),
+    def(
         "k8s.request_timeout",
         Some("10s"),
         "bound on each Kubernetes API call",

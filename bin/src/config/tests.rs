@@ -74,6 +74,7 @@ fn setting_names_lists_every_env_variable() {
         "ALSY__HTTP__SHUTDOWN_TIMEOUT",
         "ALSY__RUNTIME__KIND",
         "ALSY__K8S__NAMESPACE",
+        "ALSY__K8S__KUBECONFIG",
         "ALSY__K8S__REQUEST_TIMEOUT",
         "ALSY__K8S__RESTART_TIMEOUT",
         "ALSY__K8S__QPS",
@@ -82,7 +83,7 @@ fn setting_names_lists_every_env_variable() {
     ] {
         assert!(names.contains(&name.to_owned()), "{name}");
     }
-    assert_eq!(names.len(), 24);
+    assert_eq!(names.len(), 25);
 }
 
 #[test]
@@ -286,4 +287,13 @@ fn the_redacted_view_hides_the_password() {
     let url = shown.iter().find(|(k, _)| *k == "storage.url").unwrap();
     assert_eq!(url.1, "postgres://a:***@h/d");
     assert_eq!(shown.len(), setting_names().len());
+}
+
+#[test]
+fn a_kubeconfig_that_does_not_exist_is_a_bad_setting() {
+    let err = load(&[], &[("ALSY__K8S__KUBECONFIG", "/nonexistent/kubeconfig")]).unwrap_err();
+    assert!(err.to_string().contains("ALSY__K8S__KUBECONFIG"), "{err}");
+    assert_eq!(err.exit_code(), 2);
+    let unset = load(&[], &[("ALSY__K8S__KUBECONFIG", "")]).unwrap();
+    assert_eq!(unset.k8s.kubeconfig, None);
 }

@@ -75,6 +75,20 @@ pub(crate) fn postgres_url(raw: &str) -> Result<String, String> {
     Ok(raw.to_owned())
 }
 
+/// A file that exists (checked at start, so a typo stops the process with exit code 2 rather
+/// than surfacing as a failed connection). Empty means "not set".
+pub(crate) fn file_path(raw: &str) -> Result<Option<std::path::PathBuf>, String> {
+    if raw.trim().is_empty() {
+        return Ok(None);
+    }
+    let path = std::path::PathBuf::from(raw);
+    match std::fs::metadata(&path) {
+        Ok(meta) if meta.is_file() => Ok(Some(path)),
+        Ok(_) => Err("expected a file, found a directory".into()),
+        Err(e) => Err(format!("cannot read the file: {e}")),
+    }
+}
+
 /// A Kubernetes namespace: a DNS-1123 label. Empty means "not set".
 pub(crate) fn namespace(raw: &str) -> Result<Option<String>, String> {
     let raw = raw.trim();

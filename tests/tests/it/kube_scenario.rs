@@ -1,13 +1,9 @@
 //! The service end to end on the Kubernetes runtime: alsy started in-process with
-//! `ALSY__RUNTIME__KIND=kubernetes` and a `KubeRuntime` loaded from a kubeconfig the test writes,
-//! pointing at the test API server; driven over real HTTP. A pod without alsy's label, present
-//! before start, survives every pass untouched.
-
-use std::sync::Arc;
+//! `ALSY__RUNTIME__KIND=kubernetes` and `ALSY__K8S__KUBECONFIG` naming a kubeconfig the test
+//! writes, pointing at the test API server; driven over real HTTP. A pod without alsy's label,
+//! present before start, survives every pass untouched.
 
 use alsy::{Overrides, Running};
-use alsy_app::PodRuntime;
-use alsy_k8s::{KubeRuntime, KubeSettings};
 use alsy_tests::kube_server::{Fault, KubeServer, Verb};
 use k8s_openapi::api::core::v1::Pod;
 use reqwest::StatusCode;
@@ -27,9 +23,16 @@ impl KubeApp {
         let server = KubeServer::start().await;
         server.set_created_phase("Running");
         server.insert_foreign_pod(NS, foreign);
+        // The kubeconfig is named by ALSY__K8S__KUBECONFIG, not KUBECONFIG: the environment is
+        // process-wide and tests run in parallel. alsy's own wiring loads it.
+        let kubeconfig = server.write_kubeconfig(NS);
         let env = [
             ("ALSY__STORAGE__KIND", "memory"),
             ("ALSY__RUNTIME__KIND", "kubernetes"),
+            (
+                "ALSY__K8S__KUBECONFIG",
+                kubeconfig.to_str().expect("a UTF-8 temp path"),
+            ),
             ("ALSY__HTTP__ADDRESS", "127.0.0.1:0"),
             ("ALSY__SYNC__INTERVAL", "1h"),
             ("ALSY__SYNC__DEBOUNCE", "0s"),
@@ -38,23 +41,8 @@ impl KubeApp {
         ]
         .map(|(k, v)| (k.to_owned(), v.to_owned()));
         let settings = alsy::config::load_from(["alsy"], env).expect("valid settings");
-        let kube = KubeSettings {
-            namespace: settings.k8s.namespace.clone(),
-            request_timeout: settings.k8s.request_timeout,
-            restart_timeout: settings.k8s.restart_timeout,
-            qps: settings.k8s.qps,
-        };
         let log = slog::Logger::root(slog::Discard, slog::o!());
-        // The kubeconfig is handed over explicitly: `KUBECONFIG` is process-wide, tests run in
-        // parallel.
-        let runtime = KubeRuntime::from_kubeconfig(&server.write_kubeconfig(NS), &kube, &log)
-            .await
-            .expect("the kubeconfig loads");
-        let overrides = Overrides {
-            storage: None,
-            runtime: Some(Arc::new(runtime) as Arc<dyn PodRuntime>),
-        };
-        let running = alsy::start(settings, log, overrides)
+        let running = alsy::start(settings, log, Overrides::default())
             .await
             .expect("alsy starts");
         KubeApp {

@@ -8,6 +8,7 @@ mod k8s_real_cluster;
 mod kube_scenario;
 mod pod_runtime_contract;
 mod postgres_faults;
+mod postgres_service;
 mod postgres_storage;
 mod reconciler;
 mod repository_contract;

@@ -1,14 +1,48 @@
-//! The service end to end over real HTTP on the in-memory store and the fake runtime: the
-//! original service's scenario, drift, failure isolation, restarts, shutdown.
+//! The service end to end over real HTTP with the fake runtime, each scenario once on the
+//! in-memory store and once on PostgreSQL: the original service's scenario, drift, failure
+//! isolation, restarts, logs, shutdown.
 
 use std::time::Duration;
 
 use alsy_app::Operation;
 use alsy_domain::{Algorithm, ClientId, PodName, PodPhase};
+use alsy_fake::FakePodRuntime;
 use alsy_tests::app::{TestApp, client_body};
 use alsy_tests::fixtures::eventually;
 use reqwest::StatusCode;
 use serde_json::json;
+
+/// Runs each scenario twice: on in-memory storage and on a PostgreSQL test database.
+macro_rules! on_both_stores {
+    ($($scenario:ident),+ $(,)?) => {
+        mod memory {
+            $(
+                #[tokio::test(flavor = "multi_thread")]
+                async fn $scenario() {
+                    super::$scenario(alsy_tests::app::TestApp::spawn().await).await;
+                }
+            )+
+        }
+        mod postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread")]
+                async fn $scenario() {
+                    let database = alsy_tests::test_database!();
+                    super::$scenario(alsy_tests::app::TestApp::spawn_on_postgres(&database).await).await;
+                }
+            )+
+        }
+    };
+}
+
+on_both_stores!(
+    the_original_scenario_create_switch_on_switch_off_restart_delete,
+    drift_a_dropped_pod_returns_and_a_failed_pod_is_replaced_on_the_next_pass,
+    one_pod_failing_to_create_does_not_stop_the_others_and_is_retried,
+    an_update_arriving_during_a_restart_is_not_lost,
+    pod_operations_are_logged_by_the_watcher_with_pod_operation,
+    shutdown_while_a_pass_runs_lets_it_finish
+);
 
 fn pod(algorithm: Algorithm, id: i64) -> PodName {
     PodName::of(algorithm, ClientId::new(id).unwrap())
@@ -22,10 +56,7 @@ fn restarts_of(app: &TestApp, name: &PodName) -> usize {
         .count()
 }
 
-#[tokio::test]
-async fn the_original_scenario_create_switch_on_switch_off_restart_delete() {
-    let app = TestApp::spawn().await;
-
+async fn the_original_scenario_create_switch_on_switch_off_restart_delete(app: TestApp) {
     // Create: 201 with the id and a Location.
     let created = app.post("/api/v1/clients", &client_body("Jimbo")).await;
     assert_eq!(created.status, StatusCode::CREATED);
@@ -137,12 +168,7 @@ async fn the_original_scenario_create_switch_on_switch_off_restart_delete() {
 
 #[tokio::test]
 async fn writes_nudge_the_watcher_when_nudges_are_on() {
-    let app = TestApp::spawn_with(
-        &[("ALSY__SYNC__DEBOUNCE", "50ms")],
-        std::sync::Arc::new(alsy_fake::InMemoryRepository::new()),
-        std::sync::Arc::new(alsy_fake::LocalPassLock::new()),
-    )
-    .await;
+    let app = TestApp::spawn_with(&[("ALSY__SYNC__DEBOUNCE", "50ms")], FakePodRuntime::new()).await;
     let id = app.create_client("nudged").await;
     app.put(
         &format!("/api/v1/status/{id}"),
@@ -161,9 +187,7 @@ async fn writes_nudge_the_watcher_when_nudges_are_on() {
     app.shutdown().await;
 }
 
-#[tokio::test]
-async fn drift_a_dropped_pod_returns_and_a_failed_pod_is_replaced_on_the_next_pass() {
-    let app = TestApp::spawn().await;
+async fn drift_a_dropped_pod_returns_and_a_failed_pod_is_replaced_on_the_next_pass(app: TestApp) {
     let id = app.create_client("drifty").await;
     app.put(
         &format!("/api/v1/status/{id}"),
@@ -185,9 +209,7 @@ async fn drift_a_dropped_pod_returns_and_a_failed_pod_is_replaced_on_the_next_pa
     assert_eq!(phases, [PodPhase::Running, PodPhase::Running]);
 }
 
-#[tokio::test]
-async fn one_pod_failing_to_create_does_not_stop_the_others_and_is_retried() {
-    let app = TestApp::spawn().await;
+async fn one_pod_failing_to_create_does_not_stop_the_others_and_is_retried(app: TestApp) {
     let id = app.create_client("flaky").await;
     app.runtime.fail_next(&pod(Algorithm::Hft, id), 1);
     app.put(
@@ -215,9 +237,7 @@ async fn one_pod_failing_to_create_does_not_stop_the_others_and_is_retried() {
     assert_eq!(second["failed"], json!([]));
 }
 
-#[tokio::test]
-async fn an_update_arriving_during_a_restart_is_not_lost() {
-    let app = TestApp::spawn().await;
+async fn an_update_arriving_during_a_restart_is_not_lost(app: TestApp) {
     let id = app.create_client("busy").await;
     app.put(
         &format!("/api/v1/status/{id}"),
@@ -277,9 +297,7 @@ async fn an_update_arriving_during_a_restart_is_not_lost() {
     );
 }
 
-#[tokio::test]
-async fn pod_operations_are_logged_by_the_watcher_with_pod_operation() {
-    let app = TestApp::spawn().await;
+async fn pod_operations_are_logged_by_the_watcher_with_pod_operation(app: TestApp) {
     let id = app.create_client("logged").await;
     app.put(
         &format!("/api/v1/status/{id}"),
@@ -313,9 +331,7 @@ async fn pod_operations_are_logged_by_the_watcher_with_pod_operation() {
     );
 }
 
-#[tokio::test]
-async fn shutdown_while_a_pass_runs_lets_it_finish() {
-    let app = TestApp::spawn().await;
+async fn shutdown_while_a_pass_runs_lets_it_finish(app: TestApp) {
     for n in 0..4 {
         let id = app.create_client(&format!("c{n}")).await;
         app.put(

@@ -1,0 +1,191 @@
+//! The child process of the reconcile bench: one size, the real PostgreSQL adapter, the fake
+//! runtime and the reconciler; times two passes and their parts, and prints a JSON report.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+use anyhow::{Context, bail};
+use serde::{Deserialize, Serialize};
+
+use alsy_app::{ClientRepository, PassOutcome, PodRuntime, Reconciler, Trigger};
+use alsy_domain::{Acknowledgement, ClientId, DesiredState, plan};
+use alsy_fake::{FakePodRuntime, LocalPassLock};
+use alsy_postgres::PostgresRepository;
+
+use crate::reconcile::settings;
+
+/// The pass concurrency alsy uses by default (`ALSY__SYNC__CONCURRENCY`).
+pub const CONCURRENCY: usize = 16;
+
+/// Arguments of the hidden `reconcile-child` command.
+#[derive(clap::Args)]
+pub struct ChildArgs {
+    /// The seeded database.
+    #[arg(long)]
+    url: String,
+    /// Clients it holds (all three algorithms on).
+    #[arg(long)]
+    size: u64,
+    /// Extra no-change passes after the measured ones, for profiling with perf or heaptrack.
+    #[arg(long, default_value_t = 0)]
+    extra_passes: usize,
+}
+
+/// What a child measured.
+#[derive(Serialize, Deserialize)]
+pub struct ChildReport {
+    /// Duration of the pass that creates every pod, as the reconciler reports it.
+    pub first_pass: Duration,
+    /// Pods it created.
+    pub first_created: usize,
+    /// Pod operations that failed in it.
+    pub first_failed: usize,
+    /// Duration of the pass that finds nothing to do.
+    pub second_pass: Duration,
+    /// Actions the no-change pass took (0 expected).
+    pub second_actions: usize,
+    /// The parts of a no-change pass, each timed alone afterwards.
+    pub split: NoChangeSplit,
+    /// Mean time of one `acknowledge`, made one after the other as the reconciler does.
+    pub acknowledge_each: Duration,
+    /// Peak resident set size of the process (VmHWM), KiB.
+    pub peak_rss_kib: u64,
+}
+
+/// A no-change pass's parts, in the reconciler's order.
+#[derive(Serialize, Deserialize)]
+pub struct NoChangeSplit {
+    /// `ClientRepository::desired_state`.
+    pub desired_state: Duration,
+    /// `DesiredState::from_clients`.
+    pub from_clients: Duration,
+    /// `PodRuntime::list` of the fake runtime.
+    pub list: Duration,
+    /// `alsy_domain::plan`.
+    pub plan: Duration,
+}
+
+/// Runs the passes and prints the report on stdout.
+pub async fn run(args: ChildArgs) -> anyhow::Result<()> {
+    let log = slog::Logger::root(slog::Discard, slog::o!());
+    let repo = Arc::new(
+        PostgresRepository::connect(&settings(args.url), &log)
+            .await
+            .context("connecting the PostgreSQL repository")?,
+    );
+    let runtime = Arc::new(FakePodRuntime::new());
+    let reconciler = Reconciler::new(
+        repo.clone(),
+        runtime.clone(),
+        Arc::new(LocalPassLock::new()),
+        CONCURRENCY,
+        &log,
+    );
+    let first = reconciler.run_pass(Trigger::Request).await;
+    if first.outcome != PassOutcome::Completed {
+        bail!("the first pass did not complete: {:?}", first.outcome);
+    }
+    let first_created = first.created.len();
+    let first_failed = first.failed.len();
+    let first_pass = first.duration;
+    drop(first);
+    let second = reconciler.run_pass(Trigger::Request).await;
+    if second.outcome != PassOutcome::Completed {
+        bail!("the no-change pass did not complete: {:?}", second.outcome);
+    }
+    let split = split_no_change(repo.as_ref(), runtime.as_ref(), args.size).await?;
+    let acknowledge_each = time_acknowledge(repo.as_ref(), args.size).await?;
+    if args.extra_passes > 0 {
+        eprintln!(
+            "reconcile-child {}: {} extra no-change passes start",
+            std::process::id(),
+            args.extra_passes
+        );
+    }
+    for _ in 0..args.extra_passes {
+        reconciler.run_pass(Trigger::Request).await;
+    }
+    let report = ChildReport {
+        first_pass,
+        first_created,
+        first_failed,
+        second_pass: second.duration,
+        second_actions: second.created.len()
+            + second.deleted.len()
+            + second.restarted.len()
+            + second.failed.len(),
+        split,
+        acknowledge_each,
+        peak_rss_kib: rss_kib("VmHWM:"),
+    };
+    let json = serde_json::to_string(&report).context("printing the report")?;
+    println!("{json}");
+    Ok(())
+}
+
+/// Times each step of a no-change pass alone, in the reconciler's order.
+async fn split_no_change(
+    repo: &dyn ClientRepository,
+    runtime: &dyn PodRuntime,
+    size: u64,
+) -> anyhow::Result<NoChangeSplit> {
+    let clock = Instant::now();
+    let clients = repo.desired_state().await.context("desired_state alone")?;
+    let desired_state = clock.elapsed();
+    if clients.len() as u64 != size {
+        bail!(
+            "desired_state returned {} clients, expected {size}",
+            clients.len()
+        );
+    }
+    let clock = Instant::now();
+    let desired = DesiredState::from_clients(&clients);
+    let from_clients = clock.elapsed();
+    drop(clients);
+    let clock = Instant::now();
+    let observed = runtime.list().await.context("listing fake pods")?;
+    let list = clock.elapsed();
+    let clock = Instant::now();
+    let planned = plan(&desired, &observed);
+    let plan = clock.elapsed();
+    if !planned.is_empty() {
+        bail!("the no-change plan has {} actions", planned.actions.len());
+    }
+    Ok(NoChangeSplit {
+        desired_state,
+        from_clients,
+        list,
+        plan,
+    })
+}
+
+/// The mean time of one `acknowledge` call, made one after the other as the reconciler makes
+/// them, over up to 1,000 clients; each sets `spawned_at` again, which the bench never reads.
+async fn time_acknowledge(repo: &dyn ClientRepository, size: u64) -> anyhow::Result<Duration> {
+    let samples = size.clamp(1, 1000);
+    let at = SystemTime::now();
+    let clock = Instant::now();
+    for id in 1..=samples as i64 {
+        let client_id = ClientId::new(id).context("client ids start at 1")?;
+        let ack = Acknowledgement {
+            client_id,
+            restart_seen: None,
+        };
+        repo.acknowledge(ack, at)
+            .await
+            .context("acknowledge alone")?;
+    }
+    Ok(clock.elapsed() / samples as u32)
+}
+
+/// A size field of /proc/self/status, KiB.
+fn rss_kib(field: &str) -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix(field))
+                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        })
+        .unwrap_or(0)
+}

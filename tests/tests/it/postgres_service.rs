@@ -1,0 +1,199 @@
+//! The whole service on PostgreSQL: state survives a restart of the process, the database going
+//! away gives 503 (and readiness says so) until it returns, and two replicas on one database never
+//! reconcile at once.
+
+use std::time::{Duration, Instant};
+
+use alsy_fake::FakePodRuntime;
+use alsy_tests::app::{TestApp, postgres_env};
+use alsy_tests::fixtures::eventually;
+use alsy_tests::tcp_proxy::TcpProxy;
+use reqwest::StatusCode;
+use serde_json::json;
+
+#[tokio::test(flavor = "multi_thread")]
+async fn restarting_the_service_keeps_every_client_and_the_next_pass_creates_no_duplicates() {
+    let database = alsy_tests::test_database!();
+    // The pods outlive the process, as they do on a cluster.
+    let runtime = FakePodRuntime::new();
+    let first = TestApp::spawn_with(&postgres_env(database.url()), runtime.clone()).await;
+    let mut ids = Vec::new();
+    for name in ["alpha", "beta", "gamma"] {
+        let id = first.create_client(name).await;
+        first
+            .put(
+                &format!("/api/v1/status/{id}"),
+                &json!({"VWAP": true, "TWAP": name == "beta", "HFT": false}),
+            )
+            .await;
+        ids.push(id);
+    }
+    first
+        .put(
+            &format!("/api/v1/clients/{}?need_restart=true", ids[2]),
+            &alsy_tests::app::client_body("gamma"),
+        )
+        .await;
+    let report = first.sync().await;
+    assert_eq!(report["created"].as_array().unwrap().len(), 4);
+    first
+        .put(
+            &format!("/api/v1/clients/{}?need_restart=true", ids[0]),
+            &alsy_tests::app::client_body("alpha"),
+        )
+        .await;
+    first.shutdown().await;
+    let operations_before = runtime.operations().len();
+
+    let second = TestApp::spawn_with(&postgres_env(database.url()), runtime.clone()).await;
+    let listed = second.get("/api/v1/clients").await;
+    let names: Vec<_> = listed.body["data"]["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["name"].clone())
+        .collect();
+    assert_eq!(names, [json!("alpha"), json!("beta"), json!("gamma")]);
+    assert_eq!(
+        listed.body["data"]["items"][1]["status"],
+        json!({"VWAP": true, "TWAP": true, "HFT": false})
+    );
+
+    // The start-up pass runs at once; this pass waits for it, so both are done afterwards.
+    let report = second.sync().await;
+    assert_eq!(report["created"], json!([]), "no duplicates");
+    assert_eq!(report["deleted"], json!([]));
+    let since: Vec<String> = runtime.operations()[operations_before..]
+        .iter()
+        .map(|op| format!("{} {}", op.operation, op.pod))
+        .collect();
+    assert_eq!(
+        since,
+        [format!("RESTART vwap-{}", ids[0])],
+        "only the restart pending at shutdown"
+    );
+    assert_eq!(runtime.pods().len(), 4);
+    let alpha = second.get(&format!("/api/v1/clients/{}", ids[0])).await;
+    assert_eq!(alpha.body["data"]["need_restart"], false);
+    second.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_database_going_away_gives_503_and_not_ready_until_it_returns() {
+    let database = alsy_tests::test_database!();
+    let proxy = TcpProxy::start(database.server_addr().await).await.unwrap();
+    let url = database.url_via(proxy.addr());
+    let read_timeout = Duration::from_secs(1);
+    let env = [
+        ("ALSY__STORAGE__KIND", "postgres"),
+        ("ALSY__STORAGE__URL", url.as_str()),
+        ("ALSY__STORAGE__READ_TIMEOUT", "1s"),
+        ("ALSY__STORAGE__WRITE_TIMEOUT", "1s"),
+    ];
+    let app = TestApp::spawn_with(&env, FakePodRuntime::new()).await;
+    let id = app.create_client("resilient").await;
+    assert_eq!(app.get("/api/ready").await.status, StatusCode::OK);
+
+    proxy.pause();
+    for path in ["/api/ready".to_owned(), format!("/api/v1/clients/{id}")] {
+        let started = Instant::now();
+        let reply = app.get(&path).await;
+        let took = started.elapsed();
+        eprintln!(
+            "{path} while the database is unreachable: {} in {took:?}",
+            reply.status
+        );
+        assert_eq!(
+            reply.status,
+            StatusCode::SERVICE_UNAVAILABLE,
+            "{path}: {:?}",
+            reply.body
+        );
+        assert!(
+            took < read_timeout + Duration::from_secs(2),
+            "{path} answered in {took:?}"
+        );
+    }
+    let write = app
+        .put(
+            &format!("/api/v1/status/{id}"),
+            &json!({"VWAP": true, "TWAP": false, "HFT": false}),
+        )
+        .await;
+    assert_eq!(write.status, StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(write.message(), "storage unavailable");
+    assert!(
+        !write.body.to_string().contains("postgres"),
+        "no internals in the body: {}",
+        write.body
+    );
+    assert!(
+        app.logs
+            .records()
+            .iter()
+            .any(|r| r.get("component") == Some("storage/postgres") && r.level == "WARN"),
+        "a log line says storage is unavailable"
+    );
+
+    proxy.restore();
+    eventually(
+        "ready again without a restart",
+        Duration::from_secs(10),
+        || async { app.get("/api/ready").await.status == StatusCode::OK },
+    )
+    .await;
+    let fetched = app.get(&format!("/api/v1/clients/{id}")).await;
+    assert_eq!(fetched.status, StatusCode::OK);
+    assert_eq!(
+        fetched.body["data"]["status"]["VWAP"], false,
+        "the failed write did not half-apply"
+    );
+    app.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn two_replicas_on_one_database_never_reconcile_at_once() {
+    let database = alsy_tests::test_database!();
+    let runtime = FakePodRuntime::new();
+    let one = TestApp::spawn_with(&postgres_env(database.url()), runtime.clone()).await;
+    let two = TestApp::spawn_with(&postgres_env(database.url()), runtime.clone()).await;
+    for name in ["a", "b", "c", "d"] {
+        let id = one.create_client(name).await;
+        two.put(
+            &format!("/api/v1/status/{id}"),
+            &json!({"VWAP": true, "TWAP": true, "HFT": true}),
+        )
+        .await;
+    }
+    runtime.set_latency(Duration::from_millis(50));
+    let (first, second) = tokio::join!(
+        one.request(reqwest::Method::POST, "/api/v1/sync", None),
+        two.request(reqwest::Method::POST, "/api/v1/sync", None),
+    );
+    runtime.set_latency(Duration::ZERO);
+    let mut outcomes = [
+        first.body["data"]["outcome"].clone(),
+        second.body["data"]["outcome"].clone(),
+    ];
+    outcomes.sort_by_key(|o| o.to_string());
+    assert_eq!(
+        outcomes,
+        [json!("completed"), json!("skipped")],
+        "one pass ran, the other replica skipped"
+    );
+    assert_eq!(runtime.pods().len(), 12);
+    assert_eq!(
+        runtime.operations().len(),
+        12,
+        "every pod created exactly once"
+    );
+    let skipped_logged = [&one, &two].iter().any(|app| {
+        app.logs.records().iter().any(|r| {
+            r.msg
+                .starts_with("pass skipped: another replica holds the reconcile lock")
+        })
+    });
+    assert!(skipped_logged);
+    one.shutdown().await;
+    two.shutdown().await;
+}
