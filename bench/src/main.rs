@@ -14,6 +14,7 @@ mod reconcile;
 mod reconcile_child;
 mod report;
 mod sql;
+mod timed;
 
 use std::path::PathBuf;
 use std::sync::OnceLock;

@@ -2,17 +2,18 @@
 //! runtime and the reconciler; times two passes and their parts, and prints a JSON report.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 use serde::{Deserialize, Serialize};
 
 use alsy_app::{ClientRepository, PassOutcome, PodRuntime, Reconciler, Trigger};
-use alsy_domain::{Acknowledgement, ClientId, DesiredState, plan};
+use alsy_domain::{DesiredState, plan};
 use alsy_fake::{FakePodRuntime, LocalPassLock};
 use alsy_postgres::PostgresRepository;
 
 use crate::reconcile::settings;
+use crate::timed::{Spent, Timed};
 
 /// The pass concurrency alsy uses by default (`ALSY__SYNC__CONCURRENCY`).
 pub const CONCURRENCY: usize = 16;
@@ -46,8 +47,8 @@ pub struct ChildReport {
     pub second_actions: usize,
     /// The parts of a no-change pass, each timed alone afterwards.
     pub split: NoChangeSplit,
-    /// Mean time of one `acknowledge`, made one after the other as the reconciler does.
-    pub acknowledge_each: Duration,
+    /// Time the first pass spent in `desired_state` and in `acknowledge`.
+    pub first_spent: Spent,
     /// Peak resident set size of the process (VmHWM), KiB.
     pub peak_rss_kib: u64,
 }
@@ -68,11 +69,11 @@ pub struct NoChangeSplit {
 /// Runs the passes and prints the report on stdout.
 pub async fn run(args: ChildArgs) -> anyhow::Result<()> {
     let log = slog::Logger::root(slog::Discard, slog::o!());
-    let repo = Arc::new(
+    let repo = Arc::new(Timed::new(
         PostgresRepository::connect(&settings(args.url), &log)
             .await
             .context("connecting the PostgreSQL repository")?,
-    );
+    ));
     let runtime = Arc::new(FakePodRuntime::new());
     let reconciler = Reconciler::new(
         repo.clone(),
@@ -88,13 +89,13 @@ pub async fn run(args: ChildArgs) -> anyhow::Result<()> {
     let first_created = first.created.len();
     let first_failed = first.failed.len();
     let first_pass = first.duration;
+    let first_spent = repo.take();
     drop(first);
     let second = reconciler.run_pass(Trigger::Request).await;
     if second.outcome != PassOutcome::Completed {
         bail!("the no-change pass did not complete: {:?}", second.outcome);
     }
     let split = split_no_change(repo.as_ref(), runtime.as_ref(), args.size).await?;
-    let acknowledge_each = time_acknowledge(repo.as_ref(), args.size).await?;
     if args.extra_passes > 0 {
         eprintln!(
             "reconcile-child {}: {} extra no-change passes start",
@@ -115,7 +116,7 @@ pub async fn run(args: ChildArgs) -> anyhow::Result<()> {
             + second.restarted.len()
             + second.failed.len(),
         split,
-        acknowledge_each,
+        first_spent,
         peak_rss_kib: rss_kib("VmHWM:"),
     };
     let json = serde_json::to_string(&report).context("printing the report")?;
@@ -157,25 +158,6 @@ async fn split_no_change(
         list,
         plan,
     })
-}
-
-/// The mean time of one `acknowledge` call, made one after the other as the reconciler makes
-/// them, over up to 1,000 clients; each sets `spawned_at` again, which the bench never reads.
-async fn time_acknowledge(repo: &dyn ClientRepository, size: u64) -> anyhow::Result<Duration> {
-    let samples = size.clamp(1, 1000);
-    let at = SystemTime::now();
-    let clock = Instant::now();
-    for id in 1..=samples as i64 {
-        let client_id = ClientId::new(id).context("client ids start at 1")?;
-        let ack = Acknowledgement {
-            client_id,
-            restart_seen: None,
-        };
-        repo.acknowledge(ack, at)
-            .await
-            .context("acknowledge alone")?;
-    }
-    Ok(clock.elapsed() / samples as u32)
 }
 
 /// A size field of /proc/self/status, KiB.

@@ -1,0 +1,109 @@
+//! A [`ClientRepository`] wrapper that adds up the time spent in `desired_state` and in
+//! `acknowledge`, so the reconcile bench can split a first pass without touching the reconciler.
+//! The reconciler acknowledges one client after the other, so the sum is wall time.
+
+use std::sync::Mutex;
+use std::time::{Duration, Instant, SystemTime};
+
+use async_trait::async_trait;
+
+use alsy_app::{ClientRepository, RepoError};
+use alsy_domain::{
+    Acknowledgement, AlgorithmStatus, Client, ClientId, ClientSpec, Page, PageRequest,
+};
+
+/// Time spent in the calls a reconcile pass makes.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Spent {
+    /// In `desired_state`.
+    pub desired_state: Duration,
+    /// In `acknowledge`, all calls together.
+    pub acknowledge: Duration,
+    /// How many `acknowledge` calls.
+    pub acknowledgements: u64,
+}
+
+/// Delegates to `R`, timing what a pass calls.
+pub struct Timed<R> {
+    inner: R,
+    spent: Mutex<Spent>,
+}
+
+impl<R: ClientRepository> Timed<R> {
+    /// Wraps `inner`.
+    pub fn new(inner: R) -> Timed<R> {
+        Timed {
+            inner,
+            spent: Mutex::new(Spent::default()),
+        }
+    }
+
+    /// What was spent since the last call, and starts counting afresh.
+    pub fn take(&self) -> Spent {
+        std::mem::take(&mut *self.spent.lock().unwrap_or_else(|p| p.into_inner()))
+    }
+
+    fn add(&self, f: impl FnOnce(&mut Spent)) {
+        f(&mut self.spent.lock().unwrap_or_else(|p| p.into_inner()));
+    }
+}
+
+#[async_trait]
+impl<R: ClientRepository> ClientRepository for Timed<R> {
+    async fn create(&self, spec: &ClientSpec) -> Result<Client, RepoError> {
+        self.inner.create(spec).await
+    }
+
+    async fn update(
+        &self,
+        id: ClientId,
+        spec: &ClientSpec,
+        mark: bool,
+    ) -> Result<Client, RepoError> {
+        self.inner.update(id, spec, mark).await
+    }
+
+    async fn set_status(
+        &self,
+        id: ClientId,
+        status: AlgorithmStatus,
+        mark: bool,
+    ) -> Result<Client, RepoError> {
+        self.inner.set_status(id, status, mark).await
+    }
+
+    async fn delete(&self, id: ClientId) -> Result<(), RepoError> {
+        self.inner.delete(id).await
+    }
+
+    async fn get(&self, id: ClientId) -> Result<Client, RepoError> {
+        self.inner.get(id).await
+    }
+
+    async fn list(&self, page: PageRequest) -> Result<Page, RepoError> {
+        self.inner.list(page).await
+    }
+
+    async fn desired_state(&self) -> Result<Vec<Client>, RepoError> {
+        let clock = Instant::now();
+        let result = self.inner.desired_state().await;
+        let took = clock.elapsed();
+        self.add(|s| s.desired_state += took);
+        result
+    }
+
+    async fn acknowledge(&self, ack: Acknowledgement, at: SystemTime) -> Result<bool, RepoError> {
+        let clock = Instant::now();
+        let result = self.inner.acknowledge(ack, at).await;
+        let took = clock.elapsed();
+        self.add(|s| {
+            s.acknowledge += took;
+            s.acknowledgements += 1;
+        });
+        result
+    }
+
+    async fn ping(&self) -> Result<(), RepoError> {
+        self.inner.ping().await
+    }
+}
