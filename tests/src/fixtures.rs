@@ -1,12 +1,11 @@
-//! Small builders shared by the tests: valid client specs, ids, pod names, a logger that keeps
-//! what it logs, and waiting on a condition with a deadline instead of sleeping.
+//! Small builders shared by the tests: valid client specs and API bodies, pod names, and waiting
+//! on a condition with a deadline instead of sleeping.
 
 use std::future::Future;
-use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use alsy_domain::{Algorithm, ClientId, ClientSpec, ClientSpecInput, PodName};
-use slog::{Drain, Logger, OwnedKVList, Record, o};
+use serde_json::{Value, json};
 
 /// A valid spec for a client called `name`.
 pub fn spec(name: &str) -> ClientSpec {
@@ -26,76 +25,30 @@ pub fn pod(algorithm: Algorithm, client: ClientId) -> PodName {
     PodName::of(algorithm, client)
 }
 
-/// One log record as a test sees it: message and every key/value, values rendered as strings.
-#[derive(Debug, Clone, PartialEq)]
-pub struct LoggedRecord {
-    /// Level as slog names it (`INFO`, `ERRO`, …).
-    pub level: String,
-    /// The message.
-    pub msg: String,
-    /// Key/value pairs, the record's own and the logger's.
-    pub fields: Vec<(String, String)>,
+/// A valid client body for `name`, as the API takes it.
+pub fn client_body(name: &str) -> Value {
+    json!({
+        "name": name,
+        "version": 1,
+        "image": "ghcr.io/acme/algo:1.0",
+        "cpu": "500m",
+        "mem": "512Mi",
+        "priority": 0.26
+    })
 }
 
-impl LoggedRecord {
-    /// The value of `key`, if the record has it.
-    pub fn get(&self, key: &str) -> Option<&str> {
-        self.fields
-            .iter()
-            .find(|(k, _)| k == key)
-            .map(|(_, v)| v.as_str())
-    }
+/// A valid client body with `field` set to `value`.
+pub fn client_with(field: &str, value: Value) -> Value {
+    let mut body = client_body("Jimbo");
+    body[field] = value;
+    body
 }
 
-/// A slog drain that keeps every record in memory.
-#[derive(Clone, Default)]
-pub struct CapturedLogs {
-    records: Arc<Mutex<Vec<LoggedRecord>>>,
-}
-
-impl CapturedLogs {
-    /// A logger writing into this capture.
-    pub fn logger(&self) -> Logger {
-        Logger::root(self.clone().fuse(), o!())
-    }
-
-    /// Everything logged so far.
-    pub fn records(&self) -> Vec<LoggedRecord> {
-        self.records
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .clone()
-    }
-}
-
-struct Collect(Vec<(String, String)>);
-
-impl slog::Serializer for Collect {
-    fn emit_arguments(&mut self, key: slog::Key, val: &std::fmt::Arguments) -> slog::Result {
-        self.0.push((key.to_string(), val.to_string()));
-        Ok(())
-    }
-}
-
-impl Drain for CapturedLogs {
-    type Ok = ();
-    type Err = slog::Never;
-
-    fn log(&self, record: &Record, values: &OwnedKVList) -> Result<(), slog::Never> {
-        let mut fields = Collect(Vec::new());
-        // Serialising into a Vec cannot fail.
-        let _ = slog::KV::serialize(&record.kv(), record, &mut fields);
-        let _ = slog::KV::serialize(values, record, &mut fields);
-        self.records
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .push(LoggedRecord {
-                level: record.level().as_short_str().to_owned(),
-                msg: record.msg().to_string(),
-                fields: fields.0,
-            });
-        Ok(())
-    }
+/// A valid client body without `field`.
+pub fn client_without(field: &str) -> Value {
+    let mut body = client_body("Jimbo");
+    body.as_object_mut().map(|o| o.remove(field));
+    body
 }
 
 /// Polls `condition` until it holds or `deadline` passes; panics naming `what` on timeout.

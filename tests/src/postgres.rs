@@ -10,7 +10,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use alsy_postgres::{PostgresRepository, PostgresSettings, redact_password};
 use tokio_postgres::{Client, NoTls};
 
-use crate::fixtures::CapturedLogs;
+use crate::logs::Logs;
 
 /// Where the tests find PostgreSQL: a `postgres://` URL of a role that may create databases.
 pub const URL_VARIABLE: &str = "ALSY_TEST_DATABASE_URL";
@@ -59,7 +59,7 @@ impl TestDatabase {
             name,
             server_url,
         };
-        alsy_postgres::migrate(&database.settings(), &CapturedLogs::default().logger())
+        alsy_postgres::migrate(&database.settings(), &Logs::default().logger())
             .await
             .unwrap_or_else(|e| panic!("migrating {}: {e}", database.name));
         Some(database)
@@ -111,7 +111,7 @@ impl TestDatabase {
 
     /// A repository on this database with [`TestDatabase::settings`].
     pub async fn repository(&self) -> PostgresRepository {
-        PostgresRepository::connect(&self.settings(), &CapturedLogs::default().logger())
+        PostgresRepository::connect(&self.settings(), &Logs::default().logger())
             .await
             .expect("connecting to the test database")
     }

@@ -92,7 +92,9 @@ fn watcher_builds_from_the_repo_and_starts_once_storage_is_healthy() {
     assert_eq!(env["ALSY__RUNTIME__KIND"].as_str(), Some("fake"));
     assert_eq!(
         env["ALSY__STORAGE__URL"].as_str(),
-        Some("postgres://${POSTGRES_USER}:${POSTGRES_PASSWORD}@storage:5432/${POSTGRES_DB}"),
+        Some(
+            "postgres://${POSTGRES_USER:-alsy}:${POSTGRES_PASSWORD:-alsy}@storage:5432/${POSTGRES_DB:-alsy}"
+        ),
         "the storage URL is built from the same .env"
     );
 }

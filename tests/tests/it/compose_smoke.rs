@@ -30,16 +30,32 @@ fn compose_environment(vars: &[(&str, &str)]) -> Vec<(String, String)> {
     environment
         .iter()
         .map(|(key, value)| {
-            let mut value = value
+            let value = value
                 .as_str()
                 .map(str::to_owned)
                 .unwrap_or_else(|| value.to_string());
-            for (var, with) in vars {
-                value = value.replace(&format!("${{{var}}}"), with);
-            }
-            (key.clone(), value)
+            (key.clone(), interpolate(&value, vars))
         })
         .collect()
+}
+
+/// Compose's `${NAME}` and `${NAME:-default}`, with `vars` standing in for `.env`.
+fn interpolate(value: &str, vars: &[(&str, &str)]) -> String {
+    let mut out = String::new();
+    let mut rest = value;
+    while let Some(start) = rest.find("${") {
+        out.push_str(&rest[..start]);
+        let end = rest[start..].find('}').expect("a closed ${…}") + start;
+        let (name, default) = match rest[start + 2..end].split_once(":-") {
+            Some((name, default)) => (name, default),
+            None => (&rest[start + 2..end], ""),
+        };
+        let found = vars.iter().find(|(var, _)| *var == name).map(|(_, v)| *v);
+        out.push_str(found.unwrap_or(default));
+        rest = &rest[end + 1..];
+    }
+    out.push_str(rest);
+    out
 }
 
 struct Service {

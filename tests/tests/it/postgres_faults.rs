@@ -9,7 +9,8 @@ use std::time::{Duration, Instant};
 use alsy_app::{ClientRepository, PassLock, RepoError};
 use alsy_domain::{AlgorithmStatus, PageRequest};
 use alsy_postgres::{PostgresError, PostgresRepository, PostgresSettings};
-use alsy_tests::fixtures::{CapturedLogs, eventually, spec};
+use alsy_tests::fixtures::{eventually, spec};
+use alsy_tests::logs::Logs;
 use alsy_tests::postgres::TestDatabase;
 use alsy_tests::tcp_proxy::TcpProxy;
 use alsy_tests::test_database;
@@ -19,14 +20,19 @@ const MARGIN: Duration = Duration::from_secs(2);
 /// The read and write timeouts of these tests.
 const TIMEOUT: Duration = Duration::from_secs(1);
 
-fn settings(url: String, database: &TestDatabase) -> PostgresSettings {
-    PostgresSettings {
+/// A repository on `database` reached at `url` (through a proxy, say), with these tests'
+/// timeouts, logging to `logs`.
+async fn connect(database: &TestDatabase, url: String, logs: &Logs) -> PostgresRepository {
+    let settings = PostgresSettings {
         url,
         read_timeout: TIMEOUT,
         write_timeout: TIMEOUT,
         start_timeout: Duration::from_secs(5),
         ..database.settings()
-    }
+    };
+    PostgresRepository::connect(&settings, &logs.logger())
+        .await
+        .expect("connecting to the test database")
 }
 
 /// Runs `call`, prints how long it took, and checks it failed `Unavailable` in time.
@@ -49,6 +55,21 @@ async fn unavailable_in_time<T: std::fmt::Debug>(
     took
 }
 
+/// Connects with `settings`, which must fail (`what` says why), and prints how long it took.
+async fn failed_connect(
+    what: &str,
+    settings: &PostgresSettings,
+    logs: &Logs,
+) -> (PostgresError, Duration) {
+    let started = Instant::now();
+    let Err(error) = PostgresRepository::connect(settings, &logs.logger()).await else {
+        panic!("connect ({what}) succeeded");
+    };
+    let took = started.elapsed();
+    println!("observed: connect ({what}) -> {error} after {took:?}");
+    (error, took)
+}
+
 async fn recovers(repo: &PostgresRepository) {
     let started = Instant::now();
     eventually(
@@ -67,13 +88,8 @@ async fn recovers(repo: &PostgresRepository) {
 async fn a_database_that_stops_answering_gives_unavailable_within_the_timeout() {
     let database = test_database!();
     let proxy = TcpProxy::start(database.server_addr().await).await.unwrap();
-    let logs = CapturedLogs::default();
-    let repo = PostgresRepository::connect(
-        &settings(database.url_via(proxy.addr()), &database),
-        &logs.logger(),
-    )
-    .await
-    .unwrap();
+    let logs = Logs::default();
+    let repo = connect(&database, database.url_via(proxy.addr()), &logs).await;
     let client = repo.create(&spec("Jimbo")).await.unwrap();
 
     proxy.pause();
@@ -94,7 +110,7 @@ async fn a_database_that_stops_answering_gives_unavailable_within_the_timeout() 
     assert_eq!(repo.get(client.id).await.unwrap().spec, spec("Jimbo"));
     repo.create(&spec("Bimbo")).await.unwrap();
 
-    let messages: Vec<String> = logs.records().into_iter().map(|r| r.msg).collect();
+    let messages: Vec<String> = logs.lines().into_iter().map(|l| l.msg).collect();
     let count = |msg: &str| messages.iter().filter(|m| *m == msg).count();
     assert_eq!(
         count("storage unavailable"),
@@ -108,12 +124,7 @@ async fn a_database_that_stops_answering_gives_unavailable_within_the_timeout() 
 async fn a_database_that_goes_away_gives_unavailable_naming_the_cause_and_comes_back() {
     let database = test_database!();
     let proxy = TcpProxy::start(database.server_addr().await).await.unwrap();
-    let repo = PostgresRepository::connect(
-        &settings(database.url_via(proxy.addr()), &database),
-        &CapturedLogs::default().logger(),
-    )
-    .await
-    .unwrap();
+    let repo = connect(&database, database.url_via(proxy.addr()), &Logs::default()).await;
     let client = repo.create(&spec("Jimbo")).await.unwrap();
 
     proxy.cut();
@@ -135,12 +146,7 @@ async fn a_database_that_goes_away_gives_unavailable_naming_the_cause_and_comes_
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_locked_row_gives_unavailable_within_the_write_timeout() {
     let database = test_database!();
-    let repo = PostgresRepository::connect(
-        &settings(database.url().to_owned(), &database),
-        &CapturedLogs::default().logger(),
-    )
-    .await
-    .unwrap();
+    let repo = connect(&database, database.url().to_owned(), &Logs::default()).await;
     let client = repo.create(&spec("Jimbo")).await.unwrap();
 
     let blocker = database.sql().await;
@@ -213,21 +219,23 @@ async fn only_one_replica_holds_the_reconcile_lock() {
 
     drop(held);
     let started = Instant::now();
-    let deadline = started + Duration::from_secs(10);
-    let again = loop {
-        if let Some(held) = one.try_acquire().await.unwrap() {
-            break held;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "dropping the lock never freed it"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    };
+    let again = std::sync::Mutex::new(None);
+    eventually(
+        "dropping the lock freed it",
+        Duration::from_secs(10),
+        || async {
+            let held = one.try_acquire().await.unwrap();
+            let free = held.is_some();
+            *again.lock().unwrap() = held;
+            free
+        },
+    )
+    .await;
     println!(
         "observed: a dropped lock was free again after {:?}",
         started.elapsed()
     );
+    let again = again.into_inner().unwrap().expect("held once free");
     again.release().await;
 }
 
@@ -235,12 +243,7 @@ async fn only_one_replica_holds_the_reconcile_lock() {
 async fn the_reconcile_lock_is_unavailable_while_the_database_is() {
     let database = test_database!();
     let proxy = TcpProxy::start(database.server_addr().await).await.unwrap();
-    let repo = PostgresRepository::connect(
-        &settings(database.url_via(proxy.addr()), &database),
-        &CapturedLogs::default().logger(),
-    )
-    .await
-    .unwrap();
+    let repo = connect(&database, database.url_via(proxy.addr()), &Logs::default()).await;
     let lock = repo.pass_lock();
 
     proxy.pause();
@@ -274,16 +277,10 @@ async fn connecting_to_an_unreachable_database_fails_naming_it_and_not_the_passw
         idle_timeout: Duration::ZERO,
         lifetime_jitter: Duration::ZERO,
     };
-    let logs = CapturedLogs::default();
+    let logs = Logs::default();
 
-    let started = Instant::now();
-    let error = PostgresRepository::connect(&settings, &logs.logger())
-        .await
-        .err()
-        .expect("nothing listens there");
-    let took = started.elapsed();
+    let (error, took) = failed_connect("nothing listening", &settings, &logs).await;
     let message = error.to_string();
-    println!("observed: connect (nothing listening) -> {message} after {took:?}");
     assert!(matches!(error, PostgresError::Unreachable { .. }));
     assert!(message.contains(&format!("127.0.0.1:{port}")), "{message}");
     assert!(message.to_lowercase().contains("refused"), "{message}");
@@ -305,14 +302,8 @@ async fn a_server_that_refuses_us_fails_at_once_naming_why() {
         ..database.settings()
     };
 
-    let started = Instant::now();
-    let error = PostgresRepository::connect(&settings, &CapturedLogs::default().logger())
-        .await
-        .err()
-        .expect("no such database");
-    let took = started.elapsed();
+    let (error, took) = failed_connect("no such database", &settings, &Logs::default()).await;
     let message = error.to_string();
-    println!("observed: connect (no such database) -> {message} after {took:?}");
     assert!(matches!(error, PostgresError::Refused { .. }), "{error:?}");
     assert!(message.contains("does not exist"), "{message}");
     assert!(

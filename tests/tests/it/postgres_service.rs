@@ -5,25 +5,35 @@
 use std::time::{Duration, Instant};
 
 use alsy_fake::FakePodRuntime;
-use alsy_tests::app::{TestApp, postgres_env};
-use alsy_tests::fixtures::eventually;
+use alsy_tests::app::TestApp;
+use alsy_tests::fixtures::{client_body, eventually};
+use alsy_tests::postgres::TestDatabase;
 use alsy_tests::tcp_proxy::TcpProxy;
 use reqwest::StatusCode;
 use serde_json::json;
+
+/// A replica of the service on `database`, its pods on `runtime`, which outlives it.
+async fn replica(database: &TestDatabase, runtime: &FakePodRuntime) -> TestApp {
+    TestApp::builder()
+        .postgres(database)
+        .runtime(runtime.clone())
+        .spawn()
+        .await
+}
 
 #[tokio::test(flavor = "multi_thread")]
 async fn restarting_the_service_keeps_every_client_and_the_next_pass_creates_no_duplicates() {
     let database = alsy_tests::test_database!();
     // The pods outlive the process, as they do on a cluster.
     let runtime = FakePodRuntime::new();
-    let first = TestApp::spawn_with(&postgres_env(database.url()), runtime.clone()).await;
+    let first = replica(&database, &runtime).await;
     let mut ids = Vec::new();
     for name in ["alpha", "beta", "gamma"] {
         let id = first.create_client(name).await;
         first
-            .put(
-                &format!("/api/v1/status/{id}"),
-                &json!({"VWAP": true, "TWAP": name == "beta", "HFT": false}),
+            .put_status(
+                id,
+                json!({"VWAP": true, "TWAP": name == "beta", "HFT": false}),
             )
             .await;
         ids.push(id);
@@ -31,7 +41,7 @@ async fn restarting_the_service_keeps_every_client_and_the_next_pass_creates_no_
     first
         .put(
             &format!("/api/v1/clients/{}?need_restart=true", ids[2]),
-            &alsy_tests::app::client_body("gamma"),
+            &client_body("gamma"),
         )
         .await;
     let report = first.sync().await;
@@ -39,13 +49,13 @@ async fn restarting_the_service_keeps_every_client_and_the_next_pass_creates_no_
     first
         .put(
             &format!("/api/v1/clients/{}?need_restart=true", ids[0]),
-            &alsy_tests::app::client_body("alpha"),
+            &client_body("alpha"),
         )
         .await;
     first.shutdown().await;
     let operations_before = runtime.operations().len();
 
-    let second = TestApp::spawn_with(&postgres_env(database.url()), runtime.clone()).await;
+    let second = replica(&database, &runtime).await;
     let listed = second.get("/api/v1/clients").await;
     let names: Vec<_> = listed.body["data"]["items"]
         .as_array()
@@ -84,13 +94,12 @@ async fn the_database_going_away_gives_503_and_not_ready_until_it_returns() {
     let proxy = TcpProxy::start(database.server_addr().await).await.unwrap();
     let url = database.url_via(proxy.addr());
     let read_timeout = Duration::from_secs(1);
-    let env = [
-        ("ALSY__STORAGE__KIND", "postgres"),
-        ("ALSY__STORAGE__URL", url.as_str()),
-        ("ALSY__STORAGE__READ_TIMEOUT", "1s"),
-        ("ALSY__STORAGE__WRITE_TIMEOUT", "1s"),
-    ];
-    let app = TestApp::spawn_with(&env, FakePodRuntime::new()).await;
+    let app = TestApp::builder()
+        .postgres_url(&url)
+        .env("ALSY__STORAGE__READ_TIMEOUT", "1s")
+        .env("ALSY__STORAGE__WRITE_TIMEOUT", "1s")
+        .spawn()
+        .await;
     let id = app.create_client("resilient").await;
     assert_eq!(app.get("/api/ready").await.status, StatusCode::OK);
 
@@ -115,10 +124,7 @@ async fn the_database_going_away_gives_503_and_not_ready_until_it_returns() {
         );
     }
     let write = app
-        .put(
-            &format!("/api/v1/status/{id}"),
-            &json!({"VWAP": true, "TWAP": false, "HFT": false}),
-        )
+        .put_status(id, json!({"VWAP": true, "TWAP": false, "HFT": false}))
         .await;
     assert_eq!(write.status, StatusCode::SERVICE_UNAVAILABLE);
     assert_eq!(write.message(), "storage unavailable");
@@ -129,9 +135,9 @@ async fn the_database_going_away_gives_503_and_not_ready_until_it_returns() {
     );
     assert!(
         app.logs
-            .records()
+            .lines()
             .iter()
-            .any(|r| r.get("component") == Some("storage/postgres") && r.level == "WARN"),
+            .any(|l| l.component == "storage/postgres" && l.level == "WARN"),
         "a log line says storage is unavailable"
     );
 
@@ -155,15 +161,12 @@ async fn the_database_going_away_gives_503_and_not_ready_until_it_returns() {
 async fn two_replicas_on_one_database_never_reconcile_at_once() {
     let database = alsy_tests::test_database!();
     let runtime = FakePodRuntime::new();
-    let one = TestApp::spawn_with(&postgres_env(database.url()), runtime.clone()).await;
-    let two = TestApp::spawn_with(&postgres_env(database.url()), runtime.clone()).await;
+    let one = replica(&database, &runtime).await;
+    let two = replica(&database, &runtime).await;
     for name in ["a", "b", "c", "d"] {
         let id = one.create_client(name).await;
-        two.put(
-            &format!("/api/v1/status/{id}"),
-            &json!({"VWAP": true, "TWAP": true, "HFT": true}),
-        )
-        .await;
+        two.put_status(id, json!({"VWAP": true, "TWAP": true, "HFT": true}))
+            .await;
     }
     runtime.set_latency(Duration::from_millis(50));
     let (first, second) = tokio::join!(
@@ -188,8 +191,8 @@ async fn two_replicas_on_one_database_never_reconcile_at_once() {
         "every pod created exactly once"
     );
     let skipped_logged = [&one, &two].iter().any(|app| {
-        app.logs.records().iter().any(|r| {
-            r.msg
+        app.logs.lines().iter().any(|l| {
+            l.msg
                 .starts_with("pass skipped: another replica holds the reconcile lock")
         })
     });

@@ -5,27 +5,29 @@
 use std::time::Instant;
 
 use alsy_app::ClientRepository;
-use alsy_tests::fixtures::{CapturedLogs, spec};
+use alsy_tests::fixtures::spec;
+use alsy_tests::logs::Logs;
 use alsy_tests::test_database;
+
+/// The first column of every row `query` returns, as text.
+async fn texts(sql: &tokio_postgres::Client, query: &str) -> Vec<String> {
+    let rows = sql.query(query, &[]).await.unwrap();
+    rows.iter().map(|row| row.get(0)).collect()
+}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn the_schema_is_the_designed_one() {
     let database = test_database!();
     let sql = database.sql().await;
-    let columns: Vec<String> = sql
-        .query(
-            "SELECT table_name || '.' || column_name || ' ' || data_type || ' ' || is_nullable \
-             || coalesce(' default ' || column_default, '') \
-             FROM information_schema.columns \
-             WHERE table_name IN ('clients', 'algorithm_status') \
-             ORDER BY table_name, ordinal_position",
-            &[],
-        )
-        .await
-        .unwrap()
-        .iter()
-        .map(|row| row.get(0))
-        .collect();
+    let columns = texts(
+        &sql,
+        "SELECT table_name || '.' || column_name || ' ' || data_type || ' ' || is_nullable \
+         || coalesce(' default ' || column_default, '') \
+         FROM information_schema.columns \
+         WHERE table_name IN ('clients', 'algorithm_status') \
+         ORDER BY table_name, ordinal_position",
+    )
+    .await;
     assert_eq!(
         columns,
         [
@@ -47,18 +49,13 @@ async fn the_schema_is_the_designed_one() {
             "clients.updated_at timestamp with time zone NO default now()",
         ]
     );
-    let constraints: Vec<String> = sql
-        .query(
-            "SELECT conname || ' ' || pg_get_constraintdef(oid) FROM pg_constraint \
-             WHERE conrelid IN ('clients'::regclass, 'algorithm_status'::regclass) \
-             ORDER BY conname",
-            &[],
-        )
-        .await
-        .unwrap()
-        .iter()
-        .map(|row| row.get(0))
-        .collect();
+    let constraints = texts(
+        &sql,
+        "SELECT conname || ' ' || pg_get_constraintdef(oid) FROM pg_constraint \
+         WHERE conrelid IN ('clients'::regclass, 'algorithm_status'::regclass) \
+         ORDER BY conname",
+    )
+    .await;
     assert_eq!(
         constraints,
         [
@@ -81,7 +78,7 @@ async fn replicas_migrating_at_the_same_moment_all_succeed() {
         .await
         .unwrap();
 
-    let log = CapturedLogs::default().logger();
+    let log = Logs::default().logger();
     let settings = database.settings();
     let (a, b, c, d) = tokio::join!(
         alsy_postgres::migrate(&settings, &log),

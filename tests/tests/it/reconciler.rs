@@ -5,17 +5,20 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use alsy_app::{
-    ClientRepository, Operation, PassOutcome, Reconciler, Trigger, Watcher, WatcherConfig,
+    ClientRepository, Operation, PassOutcome, PassReport, Reconciler, Trigger, Watcher,
+    WatcherConfig,
 };
-use alsy_domain::{Algorithm, AlgorithmStatus, Client, PodPhase};
+use alsy_domain::{Algorithm, AlgorithmStatus, Client, ClientId, PodPhase};
 use alsy_fake::{FakePodRuntime, InMemoryRepository, LocalPassLock};
-use alsy_tests::fixtures::{CapturedLogs, eventually, pod, spec};
+use alsy_tests::fixtures::{eventually, pod, spec};
+use alsy_tests::logs::Logs;
+use tokio::task::JoinHandle;
 
 struct World {
     repo: InMemoryRepository,
     runtime: FakePodRuntime,
     lock: LocalPassLock,
-    logs: CapturedLogs,
+    logs: Logs,
 }
 
 impl World {
@@ -24,7 +27,7 @@ impl World {
             repo: InMemoryRepository::new(),
             runtime: FakePodRuntime::new(),
             lock: LocalPassLock::new(),
-            logs: CapturedLogs::default(),
+            logs: Logs::default(),
         }
     }
 
@@ -38,12 +41,55 @@ impl World {
         )
     }
 
+    /// A watcher over this world's reconciler, passing every hour and `debounce` after a nudge.
+    fn watcher(&self, debounce: Duration) -> Watcher {
+        let config = WatcherConfig {
+            interval: Duration::from_secs(3600),
+            debounce,
+        };
+        Watcher::start(self.reconciler(), config, &self.logs.logger())
+    }
+
+    /// Starts `reconciler`'s pass in the background and returns once it has called the runtime,
+    /// and so holds the lock and has read the desired state.
+    async fn pass_under_way(
+        &self,
+        reconciler: &Arc<Reconciler>,
+        trigger: Trigger,
+    ) -> JoinHandle<PassReport> {
+        let calls_before = self.runtime.calls_started();
+        let pass = tokio::spawn({
+            let reconciler = reconciler.clone();
+            async move { reconciler.run_pass(trigger).await }
+        });
+        eventually(
+            "the pass has called the runtime",
+            Duration::from_secs(5),
+            || async { self.runtime.calls_started() > calls_before },
+        )
+        .await;
+        pass
+    }
+
     async fn client(&self, name: &str, vwap: bool, twap: bool, hft: bool) -> Client {
         let client = self.repo.create(&spec(name)).await.unwrap();
         self.repo
             .set_status(client.id, AlgorithmStatus { vwap, twap, hft }, false)
             .await
             .unwrap()
+    }
+
+    /// Switches on exactly the algorithms in `on` for client `id`, marking it for a restart if
+    /// `need_restart`.
+    async fn switch_on(&self, id: ClientId, on: &[Algorithm], need_restart: bool) {
+        let mut status = AlgorithmStatus::default();
+        for algorithm in on {
+            status.set(*algorithm, true);
+        }
+        self.repo
+            .set_status(id, status, need_restart)
+            .await
+            .unwrap();
     }
 
     fn pod_names(&self) -> Vec<String> {
@@ -103,19 +149,7 @@ async fn switching_off_and_deleting_remove_pods() {
     let reconciler = world.reconciler();
     reconciler.run_pass(Trigger::Startup).await;
 
-    world
-        .repo
-        .set_status(
-            a.id,
-            AlgorithmStatus {
-                vwap: false,
-                twap: false,
-                hft: true,
-            },
-            false,
-        )
-        .await
-        .unwrap();
+    world.switch_on(a.id, &[Algorithm::Hft], false).await;
     world.repo.delete(b.id).await.unwrap();
     let report = reconciler.run_pass(Trigger::Nudge).await;
 
@@ -246,22 +280,12 @@ async fn an_update_arriving_during_a_restart_is_not_lost() {
     let reconciler = Arc::new(world.reconciler());
     reconciler.run_pass(Trigger::Startup).await;
     world.repo.update(a.id, &spec("a"), true).await.unwrap();
-    let calls_before = world.runtime.calls_started();
 
     // Slow the runtime so the update lands while the pass is restarting the pod.
     world.runtime.set_latency(Duration::from_millis(300));
-    let pass = tokio::spawn({
-        let reconciler = reconciler.clone();
-        async move { reconciler.run_pass(Trigger::Nudge).await }
-    });
     // The runtime is called only after the desired state was read: once it has been, the update
     // below lands between the pass's read and its acknowledge.
-    eventually(
-        "the pass has read the desired state",
-        Duration::from_secs(5),
-        || async { world.runtime.calls_started() > calls_before },
-    )
-    .await;
+    let pass = world.pass_under_way(&reconciler, Trigger::Nudge).await;
     world
         .repo
         .update(a.id, &spec("a-renamed"), true)
@@ -292,42 +316,30 @@ async fn every_pod_operation_is_logged_with_its_pod_operation_field() {
     let reconciler = world.reconciler();
     world.runtime.fail_next(&pod(Algorithm::Twap, a.id), 1);
     reconciler.run_pass(Trigger::Startup).await;
-    world
-        .repo
-        .set_status(
-            a.id,
-            AlgorithmStatus {
-                vwap: true,
-                twap: false,
-                hft: false,
-            },
-            true,
-        )
-        .await
-        .unwrap();
+    world.switch_on(a.id, &[Algorithm::Vwap], true).await;
     reconciler.run_pass(Trigger::Nudge).await;
 
     let ops: Vec<(String, String, String)> = world
         .logs
-        .records()
+        .lines()
         .into_iter()
-        .filter_map(|r| {
-            let op = r.get("pod_operation")?.to_owned();
-            assert_eq!(r.get("component"), Some("sync/watcher"));
-            Some((r.level.clone(), r.msg.clone(), op))
+        .filter_map(|l| {
+            let op = l.get("pod_operation")?.to_owned();
+            assert_eq!(l.component, "sync/watcher");
+            Some((l.level.clone(), l.msg.clone(), op))
         })
         .collect();
     let expect =
         |level: &str, msg: &str, op: &str| (level.to_owned(), msg.to_owned(), op.to_owned());
     assert_eq!(ops.len(), 3, "{ops:?}");
     assert!(ops.contains(&expect("INFO", "pod created", "<CREATE> vwap-1")));
-    assert!(ops.contains(&expect("ERRO", "pod create failed", "<CREATE> twap-1")));
+    assert!(ops.contains(&expect("ERROR", "pod create failed", "<CREATE> twap-1")));
     assert!(ops.contains(&expect("INFO", "pod restarted", "<RESTART> vwap-1")));
     let summaries = world
         .logs
-        .records()
+        .lines()
         .into_iter()
-        .filter(|r| r.msg == "pass finished")
+        .filter(|l| l.msg == "pass finished")
         .count();
     assert_eq!(summaries, 2, "one summary line per pass");
 }
@@ -340,17 +352,8 @@ async fn two_reconcilers_sharing_a_lock_never_run_a_pass_at_once() {
     let first = Arc::new(world.reconciler());
     let second = world.reconciler();
 
-    let running = tokio::spawn({
-        let first = first.clone();
-        async move { first.run_pass(Trigger::Interval).await }
-    });
     // The lock is taken before the runtime is first called.
-    eventually(
-        "the first pass holds the lock",
-        Duration::from_secs(5),
-        || async { world.runtime.calls_started() > 0 },
-    )
-    .await;
+    let running = world.pass_under_way(&first, Trigger::Interval).await;
     let skipped = second.run_pass(Trigger::Interval).await;
     assert_eq!(skipped.outcome, PassOutcome::Skipped);
     assert_eq!(running.await.unwrap().outcome, PassOutcome::Completed);
@@ -374,14 +377,7 @@ async fn a_pass_that_cannot_list_pods_fails_whole_and_applies_nothing() {
 async fn the_watcher_runs_a_startup_pass_and_a_pass_after_a_nudge() {
     let world = World::new();
     let a = world.client("a", true, false, false).await;
-    let watcher = Watcher::start(
-        world.reconciler(),
-        WatcherConfig {
-            interval: Duration::from_secs(3600),
-            debounce: Duration::from_millis(20),
-        },
-        &world.logs.logger(),
-    );
+    let watcher = world.watcher(Duration::from_millis(20));
     let handle = watcher.handle();
     eventually(
         "the start-up pass created vwap-1",
@@ -390,19 +386,7 @@ async fn the_watcher_runs_a_startup_pass_and_a_pass_after_a_nudge() {
     )
     .await;
 
-    world
-        .repo
-        .set_status(
-            a.id,
-            AlgorithmStatus {
-                vwap: false,
-                twap: false,
-                hft: true,
-            },
-            false,
-        )
-        .await
-        .unwrap();
+    world.switch_on(a.id, &[Algorithm::Hft], false).await;
     handle.nudge();
     eventually(
         "the nudged pass swapped vwap for hft",
@@ -422,28 +406,11 @@ async fn sync_now_waits_for_the_running_pass_and_reflects_every_earlier_write() 
     let world = World::new();
     let a = world.client("a", true, false, false).await;
     world.runtime.set_latency(Duration::from_millis(200));
-    let watcher = Watcher::start(
-        world.reconciler(),
-        WatcherConfig {
-            interval: Duration::from_secs(3600),
-            debounce: Duration::ZERO,
-        },
-        &world.logs.logger(),
-    );
+    let watcher = world.watcher(Duration::ZERO);
     // The start-up pass is running (slowly) while this write lands.
     world
-        .repo
-        .set_status(
-            a.id,
-            AlgorithmStatus {
-                vwap: true,
-                twap: true,
-                hft: false,
-            },
-            false,
-        )
-        .await
-        .unwrap();
+        .switch_on(a.id, &[Algorithm::Vwap, Algorithm::Twap], false)
+        .await;
     let report = watcher.handle().sync_now().await.unwrap();
     assert_eq!(report.trigger, Trigger::Request);
     assert!(
@@ -461,14 +428,7 @@ async fn stopping_the_watcher_lets_the_running_pass_finish_and_refuses_new_ones(
         world.client(name, true, true, true).await;
     }
     world.runtime.set_latency(Duration::from_millis(100));
-    let watcher = Watcher::start(
-        world.reconciler(),
-        WatcherConfig {
-            interval: Duration::from_secs(3600),
-            debounce: Duration::ZERO,
-        },
-        &world.logs.logger(),
-    );
+    let watcher = world.watcher(Duration::ZERO);
     let handle = watcher.handle();
     eventually(
         "the start-up pass is under way",

@@ -6,9 +6,8 @@ use std::time::Duration;
 
 use alsy_app::Operation;
 use alsy_domain::{Algorithm, ClientId, PodName, PodPhase};
-use alsy_fake::FakePodRuntime;
-use alsy_tests::app::{TestApp, client_body};
-use alsy_tests::fixtures::eventually;
+use alsy_tests::app::TestApp;
+use alsy_tests::fixtures::{client_body, eventually};
 use reqwest::StatusCode;
 use serde_json::json;
 
@@ -49,7 +48,7 @@ fn pod(algorithm: Algorithm, id: i64) -> PodName {
 }
 
 fn restarts_of(app: &TestApp, name: &PodName) -> usize {
-    app.runtime
+    app.runtime()
         .operations()
         .iter()
         .filter(|op| op.operation == Operation::Restart && &op.pod == name)
@@ -74,10 +73,7 @@ async fn the_original_scenario_create_switch_on_switch_off_restart_delete(app: T
 
     // VWAP and HFT on: after a pass, their pods exist and TWAP's does not.
     let status = app
-        .put(
-            &format!("/api/v1/status/{id}"),
-            &json!({"VWAP": true, "TWAP": false, "HFT": true}),
-        )
+        .put_status(id, json!({"VWAP": true, "TWAP": false, "HFT": true}))
         .await;
     assert_eq!(status.status, StatusCode::OK);
     assert_eq!(status.message(), "status updated successfully");
@@ -100,20 +96,14 @@ async fn the_original_scenario_create_switch_on_switch_off_restart_delete(app: T
     );
 
     // VWAP off: its pod is gone.
-    app.put(
-        &format!("/api/v1/status/{id}"),
-        &json!({"VWAP": false, "TWAP": false, "HFT": true}),
-    )
-    .await;
+    app.put_status(id, json!({"VWAP": false, "TWAP": false, "HFT": true}))
+        .await;
     app.sync().await;
     assert_eq!(app.pod_names(), [format!("hft-{id}")]);
 
     // Update with need_restart: its pod restarted exactly once, flag cleared, spawned_at moved.
-    app.put(
-        &format!("/api/v1/status/{id}"),
-        &json!({"VWAP": true, "TWAP": false, "HFT": true}),
-    )
-    .await;
+    app.put_status(id, json!({"VWAP": true, "TWAP": false, "HFT": true}))
+        .await;
     app.sync().await;
     let mut updated_body = client_body("Jimbo");
     updated_body["version"] = json!(2);
@@ -142,7 +132,7 @@ async fn the_original_scenario_create_switch_on_switch_off_restart_delete(app: T
         "{} > {spawned}",
         client["spawned_at"]
     );
-    let restarted = app.runtime.pod(&pod(Algorithm::Vwap, id)).unwrap();
+    let restarted = app.runtime().pod(&pod(Algorithm::Vwap, id)).unwrap();
     assert_eq!(
         restarted.spec.version.get(),
         2,
@@ -168,13 +158,13 @@ async fn the_original_scenario_create_switch_on_switch_off_restart_delete(app: T
 
 #[tokio::test]
 async fn writes_nudge_the_watcher_when_nudges_are_on() {
-    let app = TestApp::spawn_with(&[("ALSY__SYNC__DEBOUNCE", "50ms")], FakePodRuntime::new()).await;
+    let app = TestApp::builder()
+        .env("ALSY__SYNC__DEBOUNCE", "50ms")
+        .spawn()
+        .await;
     let id = app.create_client("nudged").await;
-    app.put(
-        &format!("/api/v1/status/{id}"),
-        &json!({"VWAP": true, "TWAP": true, "HFT": false}),
-    )
-    .await;
+    app.put_status(id, json!({"VWAP": true, "TWAP": true, "HFT": false}))
+        .await;
     eventually(
         "a nudged pass created both pods",
         Duration::from_secs(10),
@@ -189,34 +179,28 @@ async fn writes_nudge_the_watcher_when_nudges_are_on() {
 
 async fn drift_a_dropped_pod_returns_and_a_failed_pod_is_replaced_on_the_next_pass(app: TestApp) {
     let id = app.create_client("drifty").await;
-    app.put(
-        &format!("/api/v1/status/{id}"),
-        &json!({"VWAP": true, "TWAP": true, "HFT": false}),
-    )
-    .await;
+    app.put_status(id, json!({"VWAP": true, "TWAP": true, "HFT": false}))
+        .await;
     app.sync().await;
 
-    assert!(app.runtime.drop_pod(&pod(Algorithm::Vwap, id)));
+    assert!(app.runtime().drop_pod(&pod(Algorithm::Vwap, id)));
     assert!(
-        app.runtime
+        app.runtime()
             .set_phase(&pod(Algorithm::Twap, id), PodPhase::Failed)
     );
     let report = app.sync().await;
 
     assert_eq!(report["created"], json!([format!("vwap-{id}")]));
     assert_eq!(report["restarted"], json!([format!("twap-{id}")]));
-    let phases: Vec<_> = app.runtime.pods().iter().map(|p| p.phase).collect();
+    let phases: Vec<_> = app.runtime().pods().iter().map(|p| p.phase).collect();
     assert_eq!(phases, [PodPhase::Running, PodPhase::Running]);
 }
 
 async fn one_pod_failing_to_create_does_not_stop_the_others_and_is_retried(app: TestApp) {
     let id = app.create_client("flaky").await;
-    app.runtime.fail_next(&pod(Algorithm::Hft, id), 1);
-    app.put(
-        &format!("/api/v1/status/{id}"),
-        &json!({"VWAP": true, "TWAP": true, "HFT": true}),
-    )
-    .await;
+    app.runtime().fail_next(&pod(Algorithm::Hft, id), 1);
+    app.put_status(id, json!({"VWAP": true, "TWAP": true, "HFT": true}))
+        .await;
 
     let first = app.sync().await;
     assert_eq!(
@@ -239,11 +223,8 @@ async fn one_pod_failing_to_create_does_not_stop_the_others_and_is_retried(app: 
 
 async fn an_update_arriving_during_a_restart_is_not_lost(app: TestApp) {
     let id = app.create_client("busy").await;
-    app.put(
-        &format!("/api/v1/status/{id}"),
-        &json!({"VWAP": true, "TWAP": false, "HFT": false}),
-    )
-    .await;
+    app.put_status(id, json!({"VWAP": true, "TWAP": false, "HFT": false}))
+        .await;
     app.sync().await;
     app.put(
         &format!("/api/v1/clients/{id}?need_restart=true"),
@@ -251,15 +232,15 @@ async fn an_update_arriving_during_a_restart_is_not_lost(app: TestApp) {
     )
     .await;
 
-    app.runtime.set_latency(Duration::from_millis(300));
-    let calls = app.runtime.calls_started();
+    app.runtime().set_latency(Duration::from_millis(300));
+    let calls = app.runtime().calls_started();
     let pass = app.request(reqwest::Method::POST, "/api/v1/sync", None);
     let late_update = async {
         // Once the runtime is called the pass has read the desired state; this write lands after.
         eventually(
             "the pass is talking to the runtime",
             Duration::from_secs(5),
-            || async { app.runtime.calls_started() > calls },
+            || async { app.runtime().calls_started() > calls },
         )
         .await;
         let mut body = client_body("busy");
@@ -268,7 +249,7 @@ async fn an_update_arriving_during_a_restart_is_not_lost(app: TestApp) {
             .await
     };
     let (pass, update) = tokio::join!(pass, late_update);
-    app.runtime.set_latency(Duration::ZERO);
+    app.runtime().set_latency(Duration::ZERO);
     assert_eq!(
         pass.body["data"]["restarted"],
         json!([format!("vwap-{id}")])
@@ -283,7 +264,7 @@ async fn an_update_arriving_during_a_restart_is_not_lost(app: TestApp) {
     let next = app.sync().await;
     assert_eq!(next["restarted"], json!([format!("vwap-{id}")]));
     assert_eq!(
-        app.runtime
+        app.runtime()
             .pod(&pod(Algorithm::Vwap, id))
             .unwrap()
             .spec
@@ -299,11 +280,8 @@ async fn an_update_arriving_during_a_restart_is_not_lost(app: TestApp) {
 
 async fn pod_operations_are_logged_by_the_watcher_with_pod_operation(app: TestApp) {
     let id = app.create_client("logged").await;
-    app.put(
-        &format!("/api/v1/status/{id}"),
-        &json!({"VWAP": true, "TWAP": false, "HFT": false}),
-    )
-    .await;
+    app.put_status(id, json!({"VWAP": true, "TWAP": false, "HFT": false}))
+        .await;
     app.sync().await;
     app.put(
         &format!("/api/v1/status/{id}?need_restart=true"),
@@ -316,10 +294,10 @@ async fn pod_operations_are_logged_by_the_watcher_with_pod_operation(app: TestAp
 
     let lines: Vec<(String, String)> = app
         .logs
-        .records()
+        .lines()
         .into_iter()
-        .filter(|r| r.get("component") == Some("sync/watcher"))
-        .filter_map(|r| Some((r.msg.clone(), r.get("pod_operation")?.to_owned())))
+        .filter(|l| l.component == "sync/watcher")
+        .filter_map(|l| Some((l.msg.clone(), l.get("pod_operation")?.to_owned())))
         .collect();
     assert_eq!(
         lines,
@@ -334,24 +312,21 @@ async fn pod_operations_are_logged_by_the_watcher_with_pod_operation(app: TestAp
 async fn shutdown_while_a_pass_runs_lets_it_finish(app: TestApp) {
     for n in 0..4 {
         let id = app.create_client(&format!("c{n}")).await;
-        app.put(
-            &format!("/api/v1/status/{id}"),
-            &json!({"VWAP": true, "TWAP": true, "HFT": true}),
-        )
-        .await;
+        app.put_status(id, json!({"VWAP": true, "TWAP": true, "HFT": true}))
+            .await;
     }
-    app.runtime.set_latency(Duration::from_millis(100));
-    let calls = app.runtime.calls_started();
+    app.runtime().set_latency(Duration::from_millis(100));
+    let calls = app.runtime().calls_started();
     let pass = tokio::spawn({
         let http = app.http.clone();
         let url = format!("{}/api/v1/sync", app.base);
         async move { http.post(url).send().await.map(|r| r.status()) }
     });
     eventually("the pass is under way", Duration::from_secs(5), || async {
-        app.runtime.calls_started() > calls
+        app.runtime().calls_started() > calls
     })
     .await;
-    let runtime = app.runtime.clone();
+    let runtime = app.runtime().clone();
     app.shutdown().await;
 
     assert_eq!(

@@ -6,14 +6,15 @@ use std::time::Duration;
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
-use super::{Api, client, client_with, client_without, raw_exchange};
+use alsy_tests::app::TestApp;
+use alsy_tests::fixtures::{client_body, client_with, client_without};
+
+use super::raw_exchange;
 
 #[tokio::test]
 async fn creating_a_client_answers_201_with_location_and_the_client() {
-    let api = Api::start(&[]).await;
-    let reply = api
-        .post("/api/v1/clients", &client("Jimbo").to_string())
-        .await;
+    let app = TestApp::spawn().await;
+    let reply = app.post("/api/v1/clients", client_body("Jimbo")).await;
     assert_eq!(reply.status, StatusCode::CREATED);
     assert_eq!(reply.body["status"], "ok");
     assert_eq!(reply.message(), "client created successfully");
@@ -46,64 +47,66 @@ async fn creating_a_client_answers_201_with_location_and_the_client() {
         json!({"VWAP": false, "TWAP": false, "HFT": false})
     );
     assert!(data["created_at"].as_str().unwrap().ends_with('Z'));
-    api.shutdown().await;
+    app.shutdown().await;
 }
 
 #[tokio::test]
 async fn the_body_is_json_whatever_the_content_type_says() {
-    let api = Api::start(&[]).await;
-    let request = api
+    let app = TestApp::spawn().await;
+    let request = app
         .http
-        .post(format!("{}/api/v1/clients", api.base))
-        .header("content-type", "text/plain");
-    let reply = api
-        .send_with(request, Some(&client("Plain").to_string()))
-        .await;
+        .post(app.url("/api/v1/clients"))
+        .header("content-type", "text/plain")
+        .body(client_body("Plain").to_string());
+    let reply = app.send(request).await;
     assert_eq!(reply.status, StatusCode::CREATED, "{:?}", reply.body);
-    api.shutdown().await;
+    app.shutdown().await;
 }
 
 #[tokio::test]
 async fn a_bad_client_body_is_400_naming_the_field() {
-    let api = Api::start(&[]).await;
-    let id = api.create("Existing").await;
+    let app = TestApp::spawn().await;
+    let id = app.create_client("Existing").await;
     let cases: Vec<(String, &str)> = vec![
         ("{\"name\": ".into(), "malformed JSON"),
         ("".into(), "request body is empty"),
         ("[1]".into(), "must be a JSON object"),
-        (client_without("cpu"), "missing field \"cpu\""),
+        (client_without("cpu").to_string(), "missing field \"cpu\""),
         (
-            client_with("colour", json!("red")),
+            client_with("colour", json!("red")).to_string(),
             "unknown field \"colour\"",
         ),
         (
-            client_with("version", json!("1")),
+            client_with("version", json!("1")).to_string(),
             "invalid type for \"version\": expected an integer",
         ),
         (
-            client_with("priority", json!(true)),
+            client_with("priority", json!(true)).to_string(),
             "invalid type for \"priority\"",
         ),
-        (client_with("cpu", json!("0")), "cpu: "),
-        (client_with("image", json!("Not An Image")), "image: "),
-        (client_with("name", json!(" ")), "name: "),
-        (client_with("version", json!(-1)), "version: "),
+        (client_with("cpu", json!("0")).to_string(), "cpu: "),
+        (
+            client_with("image", json!("Not An Image")).to_string(),
+            "image: ",
+        ),
+        (client_with("name", json!(" ")).to_string(), "name: "),
+        (client_with("version", json!(-1)).to_string(), "version: "),
     ];
     for (body, needle) in &cases {
-        api.post("/api/v1/clients", body)
+        app.post("/api/v1/clients", body)
             .await
             .assert_error(StatusCode::BAD_REQUEST, needle);
-        api.put(&format!("/api/v1/clients/{id}"), body)
+        app.put(&format!("/api/v1/clients/{id}"), body)
             .await
             .assert_error(StatusCode::BAD_REQUEST, needle);
     }
-    api.shutdown().await;
+    app.shutdown().await;
 }
 
 #[tokio::test]
 async fn a_bad_status_body_is_400_naming_the_key() {
-    let api = Api::start(&[]).await;
-    let path = format!("/api/v1/status/{}", api.create("Jimbo").await);
+    let app = TestApp::spawn().await;
+    let path = format!("/api/v1/status/{}", app.create_client("Jimbo").await);
     let cases = [
         (r#"{"VWAP":true,"HFT":true}"#, "missing field \"TWAP\""),
         (
@@ -121,11 +124,11 @@ async fn a_bad_status_body_is_400_naming_the_key() {
         (r#"{"VWAP":true"#, "malformed JSON"),
     ];
     for (body, needle) in cases {
-        api.put(&path, body)
+        app.put(&path, body)
             .await
             .assert_error(StatusCode::BAD_REQUEST, needle);
     }
-    let reply = api
+    let reply = app
         .put(&path, r#"{"vwap":true,"twap":false,"hft":true}"#)
         .await;
     assert_eq!(reply.status, StatusCode::OK);
@@ -134,34 +137,34 @@ async fn a_bad_status_body_is_400_naming_the_key() {
         reply.body["data"]["status"],
         json!({"VWAP": true, "TWAP": false, "HFT": true})
     );
-    api.shutdown().await;
+    app.shutdown().await;
 }
 
 #[tokio::test]
 async fn need_restart_is_true_false_one_or_zero() {
-    let api = Api::start(&[]).await;
-    let id = api.create("Jimbo").await;
+    let app = TestApp::spawn().await;
+    let id = app.create_client("Jimbo").await;
     let path = format!("/api/v1/clients/{id}");
-    let body = client("Jimbo").to_string();
+    let body = client_body("Jimbo").to_string();
     for bad in ["yes", "", "TRUE"] {
-        api.put(&format!("{path}?need_restart={bad}"), &body)
+        app.put(&format!("{path}?need_restart={bad}"), &body)
             .await
             .assert_error(StatusCode::BAD_REQUEST, "need_restart");
     }
-    api.put(&format!("{path}?need_restrat=true"), &body)
+    app.put(&format!("{path}?need_restrat=true"), &body)
         .await
         .assert_error(StatusCode::BAD_REQUEST, "need_restrat");
-    let reply = api.put(&format!("{path}?need_restart=1"), &body).await;
+    let reply = app.put(&format!("{path}?need_restart=1"), &body).await;
     assert_eq!(reply.status, StatusCode::OK);
     assert_eq!(reply.message(), "client updated successfully");
     assert_eq!(reply.body["data"]["need_restart"], true);
-    api.shutdown().await;
+    app.shutdown().await;
 }
 
 #[tokio::test]
 async fn an_id_that_is_not_a_stored_client_is_404() {
-    let api = Api::start(&[]).await;
-    let body = client("Jimbo").to_string();
+    let app = TestApp::spawn().await;
+    let body = client_body("Jimbo").to_string();
     let status = r#"{"VWAP":true,"TWAP":false,"HFT":true}"#;
     for id in ["abc", "0", "-1", "1.5", "99999999999999999999", "42"] {
         for (method, path, body) in [
@@ -175,39 +178,39 @@ async fn an_id_that_is_not_a_stored_client_is_404() {
             (Method::GET, format!("/api/v1/status/{id}"), None),
             (Method::PUT, format!("/api/v1/status/{id}"), Some(status)),
         ] {
-            let reply = api.send(method.clone(), &path, body).await;
+            let reply = app.request(method.clone(), &path, body).await;
             reply.assert_error(StatusCode::NOT_FOUND, "not found");
         }
     }
-    api.get("/api/v1/clients/42")
+    app.get("/api/v1/clients/42")
         .await
         .assert_error(StatusCode::NOT_FOUND, "client 42 not found");
-    api.shutdown().await;
+    app.shutdown().await;
 }
 
 #[tokio::test]
 async fn a_taken_name_is_409() {
-    let api = Api::start(&[]).await;
-    api.create("Jimbo").await;
-    api.post("/api/v1/clients", &client("Jimbo").to_string())
+    let app = TestApp::spawn().await;
+    app.create_client("Jimbo").await;
+    app.post("/api/v1/clients", client_body("Jimbo"))
         .await
         .assert_error(StatusCode::CONFLICT, "Jimbo");
-    api.shutdown().await;
+    app.shutdown().await;
 }
 
 #[tokio::test]
 async fn the_list_pages_and_rejects_bad_parameters() {
-    let api = Api::start(&[]).await;
+    let app = TestApp::spawn().await;
     let ids = [
-        api.create("a").await,
-        api.create("b").await,
-        api.create("c").await,
+        app.create_client("a").await,
+        app.create_client("b").await,
+        app.create_client("c").await,
     ];
-    let first = api.get("/api/v1/clients?limit=2").await;
+    let first = app.get("/api/v1/clients?limit=2").await;
     assert_eq!(first.status, StatusCode::OK);
     assert_eq!(first.body["data"]["items"].as_array().unwrap().len(), 2);
     let next = first.body["data"]["next"].as_i64().expect("a next cursor");
-    let rest = api
+    let rest = app
         .get(&format!("/api/v1/clients?after={next}&limit=2"))
         .await;
     assert_eq!(rest.body["data"]["items"][0]["id"], ids[2]);
@@ -220,34 +223,34 @@ async fn the_list_pages_and_rejects_bad_parameters() {
         ("after=x", "after"),
         ("sort=name", "sort"),
     ] {
-        api.get(&format!("/api/v1/clients?{query}"))
+        app.get(&format!("/api/v1/clients?{query}"))
             .await
             .assert_error(StatusCode::BAD_REQUEST, parameter);
     }
-    api.shutdown().await;
+    app.shutdown().await;
 }
 
 #[tokio::test]
 async fn unknown_paths_are_404_and_wrong_methods_405_in_the_envelope() {
-    let api = Api::start(&[]).await;
-    api.get("/api/v2/clients")
+    let app = TestApp::spawn().await;
+    app.get("/api/v2/clients")
         .await
         .assert_error(StatusCode::NOT_FOUND, "no route");
-    api.send(Method::PATCH, "/api/v1/clients/1", Some("{}"))
+    app.request(Method::PATCH, "/api/v1/clients/1", Some("{}"))
         .await
         .assert_error(StatusCode::METHOD_NOT_ALLOWED, "PATCH");
-    api.send(Method::DELETE, "/api/health", None)
+    app.request(Method::DELETE, "/api/health", None)
         .await
         .assert_error(StatusCode::METHOD_NOT_ALLOWED, "DELETE");
-    api.shutdown().await;
+    app.shutdown().await;
 }
 
 #[tokio::test]
 async fn a_body_over_64_kib_is_413_with_or_without_a_length() {
-    let api = Api::start(&[]).await;
-    let mut big = client("Big");
+    let app = TestApp::spawn().await;
+    let mut big = client_body("Big");
     big["name"] = json!("x".repeat(70 * 1024));
-    api.post("/api/v1/clients", &big.to_string())
+    app.post("/api/v1/clients", &big)
         .await
         .assert_error(StatusCode::PAYLOAD_TOO_LARGE, "larger than 65536 bytes");
 
@@ -260,7 +263,7 @@ async fn a_body_over_64_kib_is_413_with_or_without_a_length() {
         request.push_str(&format!("{:x}\r\n{chunk}\r\n", chunk.len()));
     }
     request.push_str("0\r\n\r\n");
-    let (text, _) = raw_exchange(&api.addr(), request.as_bytes(), Duration::from_secs(5)).await;
+    let (text, _) = raw_exchange(&app.addr(), request.as_bytes(), Duration::from_secs(5)).await;
     assert!(text.starts_with("HTTP/1.1 413"), "{text}");
     assert!(
         text.to_ascii_lowercase().contains("x-request-id: "),
@@ -268,12 +271,12 @@ async fn a_body_over_64_kib_is_413_with_or_without_a_length() {
     );
 
     // A chunked body under the limit is fine.
-    let body = client("Chunked").to_string();
+    let body = client_body("Chunked").to_string();
     let request = format!(
         "POST /api/v1/clients HTTP/1.1\r\nHost: alsy\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n{:x}\r\n{body}\r\n0\r\n\r\n",
         body.len()
     );
-    let (text, _) = raw_exchange(&api.addr(), request.as_bytes(), Duration::from_secs(5)).await;
+    let (text, _) = raw_exchange(&app.addr(), request.as_bytes(), Duration::from_secs(5)).await;
     assert!(text.starts_with("HTTP/1.1 201"), "{text}");
-    api.shutdown().await;
+    app.shutdown().await;
 }

@@ -4,88 +4,88 @@
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
-use super::Api;
+use alsy_fake::InMemoryRepository;
+use alsy_tests::app::TestApp;
+use alsy_tests::logs::LogLine;
 
 #[tokio::test]
 async fn every_response_carries_a_request_id_and_one_access_log_line() {
-    let api = Api::start(&[]).await;
-    let sent = api
+    let app = TestApp::spawn().await;
+    let sent = app
         .http
-        .get(format!("{}/api/health", api.base))
+        .get(app.url("/api/health"))
         .header("x-request-id", "trace-me-123");
-    let echoed = api.send_with(sent, None).await;
+    let echoed = app.send(sent).await;
     assert_eq!(echoed.request_id(), "trace-me-123");
-    let insane = api
+    let insane = app
         .http
-        .get(format!("{}/api/health", api.base))
+        .get(app.url("/api/health"))
         .header("x-request-id", "x".repeat(65));
-    let replaced = api.send_with(insane, None).await;
+    let replaced = app.send(insane).await;
     assert_eq!(replaced.request_id().len(), 36, "a fresh UUID");
 
     let replies = [
-        api.get("/api/health").await,
-        api.get("/nowhere").await,
-        api.send(Method::PATCH, "/api/v1/sync", None).await,
-        api.post("/api/v1/clients", "{").await,
+        app.get("/api/health").await,
+        app.get("/nowhere").await,
+        app.request(Method::PATCH, "/api/v1/sync", None).await,
+        app.post("/api/v1/clients", "{").await,
     ];
     for reply in &replies {
         let id = reply.request_id();
         assert!(!id.is_empty(), "{reply:?}");
-        let lines: Vec<Value> = api
+        let lines: Vec<LogLine> = app
             .logs
-            .json_lines()
+            .lines()
             .into_iter()
-            .filter(|l| l["msg"] == "request" && l["request_id"] == id)
+            .filter(|l| l.msg == "request" && l.get("request_id") == Some(id))
             .collect();
         assert_eq!(lines.len(), 1, "one access line for {id}");
         let line = &lines[0];
-        assert_eq!(line["component"], "api/http");
-        assert_eq!(line["status"], reply.status.as_u16());
+        assert_eq!(line.component, "api/http");
+        assert_eq!(line.field("status"), reply.status.as_u16());
         for key in ["method", "path", "latency_ms", "remote_addr"] {
-            assert!(!line[key].is_null(), "{key} missing from {line}");
+            assert!(!line.field(key).is_null(), "{key} missing from {line:?}");
         }
     }
-    api.shutdown().await;
+    app.shutdown().await;
 }
 
 #[tokio::test]
 async fn storage_down_is_503_storage_unavailable() {
-    let api = Api::start(&[]).await;
-    assert_eq!(api.get("/api/ready").await.status, StatusCode::OK);
-    api.repo.set_unavailable(true);
-    api.get("/api/ready")
+    let repo = InMemoryRepository::new();
+    let app = TestApp::builder().repository(repo.clone()).spawn().await;
+    assert_eq!(app.get("/api/ready").await.status, StatusCode::OK);
+    repo.set_unavailable(true);
+    app.get("/api/ready")
         .await
         .assert_error(StatusCode::SERVICE_UNAVAILABLE, "storage unavailable");
-    let reply = api.get("/api/v1/clients").await;
+    let reply = app.get("/api/v1/clients").await;
     reply.assert_error(StatusCode::SERVICE_UNAVAILABLE, "storage unavailable");
     assert!(!reply.message().contains("switched off"), "no internals");
-    let sync = api.post("/api/v1/sync", "").await;
+    let sync = app.post("/api/v1/sync", "").await;
     sync.assert_error(StatusCode::SERVICE_UNAVAILABLE, "storage unavailable");
     assert_eq!(sync.body["data"]["outcome"], "failed");
-    assert_eq!(api.get("/api/health").await.status, StatusCode::OK);
-    api.shutdown().await;
+    assert_eq!(app.get("/api/health").await.status, StatusCode::OK);
+    app.shutdown().await;
 }
 
 #[tokio::test]
 async fn runtime_down_is_503_pod_runtime_unavailable() {
-    let api = Api::start(&[]).await;
-    api.runtime.fail_next_lists(1);
-    api.get("/api/v1/pods")
+    let app = TestApp::spawn().await;
+    app.runtime().fail_next_lists(1);
+    app.get("/api/v1/pods")
         .await
         .assert_error(StatusCode::SERVICE_UNAVAILABLE, "pod runtime unavailable");
-    api.shutdown().await;
+    app.shutdown().await;
 }
 
 #[tokio::test]
 async fn pods_and_sync_reports_have_the_contract_shape() {
-    let api = Api::start(&[]).await;
-    let id = api.create("Jimbo").await;
-    api.put(
-        &format!("/api/v1/status/{id}"),
-        r#"{"VWAP":true,"TWAP":false,"HFT":false}"#,
-    )
-    .await;
-    let sync = api.post("/api/v1/sync", "").await;
+    let app = TestApp::spawn().await;
+    let id = app.create_client("Jimbo").await;
+    app.put_status(id, r#"{"VWAP":true,"TWAP":false,"HFT":false}"#)
+        .await;
+    let sync = app.post("/api/v1/sync", "").await;
     assert_eq!(sync.status, StatusCode::OK);
     let report = &sync.body["data"];
     assert_eq!(report["trigger"], "request");
@@ -101,16 +101,14 @@ async fn pods_and_sync_reports_have_the_contract_shape() {
     ] {
         assert!(!report[key].is_null(), "{key}");
     }
-    assert_eq!(api.get("/api/v1/sync").await.body["data"], *report);
-    let pods = api.get("/api/v1/pods").await;
+    assert_eq!(app.get("/api/v1/sync").await.body["data"], *report);
+    let pods = app.get("/api/v1/pods").await;
     assert_eq!(
         pods.body["data"],
         json!([{"name": format!("vwap-{id}"), "client_id": id, "algorithm": "VWAP", "phase": "Running"}])
     );
-    let deleted = api
-        .send(Method::DELETE, &format!("/api/v1/clients/{id}"), None)
-        .await;
+    let deleted = app.delete(&format!("/api/v1/clients/{id}")).await;
     assert_eq!(deleted.status, StatusCode::NO_CONTENT);
     assert_eq!(deleted.body, Value::Null);
-    api.shutdown().await;
+    app.shutdown().await;
 }
