@@ -13,7 +13,7 @@ use alsy_fake::{InMemoryRepository, LocalPassLock};
 use alsy_k8s::{KubeRuntime, KubeSettings};
 use alsy_tests::kube_server::KubeServer;
 
-use crate::report::{Table, ms};
+use crate::report::Table;
 use crate::{Options, progress};
 
 /// alsy's default `ALSY__SYNC__CONCURRENCY`.
@@ -160,7 +160,7 @@ fn render(rows: &[Measured], pods: usize, default_qps: u32) -> String {
             (0.0, "CPU")
         };
         table.row(vec![
-            ms(m.scenario.latency.as_secs_f64() * 1e3) + " ms",
+            format!("{} ms", m.scenario.latency.as_millis()),
             if m.scenario.qps == 0 {
                 "off (0)".into()
             } else {

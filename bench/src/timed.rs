@@ -13,7 +13,7 @@ use alsy_domain::{
 };
 
 /// Time spent in the calls a reconcile pass makes.
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Copy, Default, serde::Serialize, serde::Deserialize)]
 pub struct Spent {
     /// In `desired_state`.
     pub desired_state: Duration,
