@@ -22,6 +22,9 @@ use slog::{Logger, debug, warn};
 use crate::connect::{ConnectError, Connector};
 use crate::{PostgresError, PostgresSettings};
 
+/// How long after its last call a connection is handed out without a `SELECT 1` check.
+const FRESH_FOR: Duration = Duration::from_secs(5);
+
 /// The pool the repository draws from.
 pub(crate) type Pool = bb8::Pool<Manager>;
 
@@ -30,6 +33,7 @@ pub(crate) struct PooledPg {
     conn: AsyncPgConnection,
     expires_at: Instant,
     in_call: bool,
+    last_used: Instant,
 }
 
 impl PooledPg {
@@ -51,6 +55,7 @@ impl Lease<'_> {
     /// The call finished (successfully or not): the connection may be reused.
     pub(crate) fn release(mut self) {
         self.0.in_call = false;
+        self.0.last_used = Instant::now();
     }
 }
 
@@ -100,6 +105,7 @@ impl Manager {
             conn,
             expires_at: Instant::now() + self.settings.connection_lifetime(),
             in_call: false,
+            last_used: Instant::now(),
         })
     }
 }
@@ -130,6 +136,15 @@ impl bb8::ManageConnection for Manager {
     async fn is_valid(&self, pooled: &mut PooledPg) -> Result<(), ManagerError> {
         if pooled.expired() {
             return Err(ManagerError::Expired);
+        }
+        if pooled.conn.is_broken() {
+            return Err(ManagerError::Ping);
+        }
+        // A connection that finished a call moments ago is not pinged again: under load the ping
+        // was a round trip per request. One whose socket closed since is caught just above;
+        // idle ones are still pinged.
+        if pooled.last_used.elapsed() < FRESH_FOR {
+            return Ok(());
         }
         // Marked in use while pinging: a check-out abandoned here must not return the connection.
         pooled.in_call = true;

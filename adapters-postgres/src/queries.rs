@@ -4,12 +4,12 @@
 use chrono::{DateTime, Utc};
 use diesel::dsl::sql;
 use diesel::prelude::*;
-use diesel::sql_types::{Bool, Timestamptz};
+use diesel::sql_types::{Array, BigInt, Bool, Timestamptz};
 use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
 
 use alsy_domain::{AlgorithmStatus, ClientId, ClientSpec};
 
-use crate::rows::{ClientRow, Joined, SpecColumns, StatusColumns, StatusRow};
+use crate::rows::{ClientRow, Joined, SpecColumns, StatusRow};
 use crate::schema::{algorithm_status, clients};
 
 /// The `updated_at` of an API write: now, but strictly after the previous value even when two
@@ -109,36 +109,90 @@ pub(crate) async fn update(
     .await
 }
 
-/// Sets all three switches and bumps `updated_at`; `mark` as in [`update`]. `None` if missing.
-/// The client row is written (and so locked) first, in the same order as `update` and `delete`.
+/// Sets all three switches and bumps `updated_at` (`mark` as in [`update`]) in ONE statement: the
+/// client row is updated (and so locked) first, in the same order as `update` and `delete`, then
+/// its status row. Hand-written with a static query id so diesel caches its prepared statement —
+/// diesel never caches an `UpdateStatement` or a `sql_query` — which makes the hottest write one
+/// round trip instead of five (BEGIN, two re-parsed UPDATEs, COMMIT).
+#[derive(Debug, Clone, Copy, diesel::query_builder::QueryId)]
+struct SetStatusQuery {
+    id: i64,
+    mark: bool,
+    vwap: bool,
+    twap: bool,
+    hft: bool,
+}
+
+impl diesel::query_builder::QueryFragment<diesel::pg::Pg> for SetStatusQuery {
+    fn walk_ast<'b>(
+        &'b self,
+        mut out: diesel::query_builder::AstPass<'_, 'b, diesel::pg::Pg>,
+    ) -> QueryResult<()> {
+        use diesel::sql_types::{BigInt, Bool as B};
+        out.push_sql("WITH c AS (UPDATE clients SET need_restart = need_restart OR ");
+        out.push_bind_param::<B, _>(&self.mark)?;
+        out.push_sql(
+            ", updated_at = greatest(clock_timestamp(), updated_at + interval '1 microsecond') WHERE id = ",
+        );
+        out.push_bind_param::<BigInt, _>(&self.id)?;
+        out.push_sql(
+            " RETURNING id, name, version, image, cpu, mem, priority, need_restart, spawned_at, \
+             created_at, updated_at), s AS (UPDATE algorithm_status SET vwap = ",
+        );
+        out.push_bind_param::<B, _>(&self.vwap)?;
+        out.push_sql(", twap = ");
+        out.push_bind_param::<B, _>(&self.twap)?;
+        out.push_sql(", hft = ");
+        out.push_bind_param::<B, _>(&self.hft)?;
+        out.push_sql(
+            " WHERE client_id = (SELECT id FROM c) RETURNING client_id, vwap, twap, hft) \
+             SELECT c.id, c.name, c.version, c.image, c.cpu, c.mem, c.priority, c.need_restart, \
+             c.spawned_at, c.created_at, c.updated_at, s.vwap, s.twap, s.hft \
+             FROM c JOIN s ON s.client_id = c.id",
+        );
+        Ok(())
+    }
+}
+
+impl diesel::query_builder::Query for SetStatusQuery {
+    type SqlType = (
+        (
+            diesel::sql_types::BigInt,
+            diesel::sql_types::Text,
+            diesel::sql_types::Integer,
+            diesel::sql_types::Text,
+            diesel::sql_types::Text,
+            diesel::sql_types::Text,
+            diesel::sql_types::Double,
+            diesel::sql_types::Bool,
+            diesel::sql_types::Nullable<diesel::sql_types::Timestamptz>,
+            diesel::sql_types::Timestamptz,
+            diesel::sql_types::Timestamptz,
+        ),
+        (
+            diesel::sql_types::Bool,
+            diesel::sql_types::Bool,
+            diesel::sql_types::Bool,
+        ),
+    );
+}
+
 pub(crate) async fn set_status(
     conn: &mut AsyncPgConnection,
     id: ClientId,
     status: AlgorithmStatus,
     mark: bool,
 ) -> QueryResult<Option<Joined>> {
-    conn.transaction(async |conn| {
-        let client: Option<ClientRow> = diesel::update(clients::table.find(id.get()))
-            .set((
-                clients::need_restart.eq(clients::need_restart.or(mark.into_sql::<Bool>())),
-                clients::updated_at.eq(next_write_time()),
-            ))
-            .returning(ClientRow::as_returning())
-            .get_result(conn)
-            .await
-            .optional()?;
-        let Some(client) = client else {
-            return Ok(None);
-        };
-        let status: StatusRow = diesel::update(algorithm_status::table)
-            .filter(algorithm_status::client_id.eq(id.get()))
-            .set(StatusColumns::from(status))
-            .returning(StatusRow::as_returning())
-            .get_result(conn)
-            .await?;
-        Ok(Some((client, status)))
-    })
+    SetStatusQuery {
+        id: id.get(),
+        mark,
+        vwap: status.vwap,
+        twap: status.twap,
+        hft: status.hft,
+    }
+    .get_result::<Joined>(conn)
     .await
+    .optional()
 }
 
 /// Deletes a client; its status row goes with it (`ON DELETE CASCADE`). Whether it existed.
@@ -176,4 +230,46 @@ pub(crate) async fn acknowledge(
         }
     };
     Ok(changed > 0)
+}
+
+/// Acknowledges many clients in two statements: `spawned_at = at` for `plain` ids, and for
+/// `restarts` (id, `updated_at` read) pairs also `need_restart = false` where `updated_at` still
+/// matches. Returns the ids whose rows changed.
+pub(crate) async fn acknowledge_all(
+    conn: &mut AsyncPgConnection,
+    plain: &[i64],
+    restarts: &[(i64, DateTime<Utc>)],
+    at: DateTime<Utc>,
+) -> QueryResult<Vec<i64>> {
+    let mut changed = Vec::with_capacity(plain.len() + restarts.len());
+    if !plain.is_empty() {
+        let ids: Vec<i64> = diesel::update(clients::table.filter(clients::id.eq_any(plain)))
+            .set(clients::spawned_at.eq(Some(at)))
+            .returning(clients::id)
+            .get_results(conn)
+            .await?;
+        changed.extend(ids);
+    }
+    if !restarts.is_empty() {
+        let (ids, seen): (Vec<i64>, Vec<DateTime<Utc>>) = restarts.iter().copied().unzip();
+        let rows: Vec<ChangedId> = diesel::sql_query(
+            "UPDATE clients SET need_restart = false, spawned_at = $1 \
+             FROM unnest($2::bigint[], $3::timestamptz[]) AS seen(id, updated_at) \
+             WHERE clients.id = seen.id AND clients.updated_at = seen.updated_at \
+             RETURNING clients.id",
+        )
+        .bind::<Timestamptz, _>(at)
+        .bind::<Array<BigInt>, _>(ids)
+        .bind::<Array<Timestamptz>, _>(seen)
+        .load(conn)
+        .await?;
+        changed.extend(rows.into_iter().map(|row| row.id));
+    }
+    Ok(changed)
+}
+
+#[derive(QueryableByName)]
+struct ChangedId {
+    #[diesel(sql_type = BigInt)]
+    id: i64,
 }

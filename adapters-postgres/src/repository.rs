@@ -2,6 +2,7 @@
 //! the read or write timeout (check-out included), so a stuck database gives `Unavailable`
 //! instead of a hung request, and the first failure of an outage and the recovery are logged once.
 
+use std::collections::HashSet;
 use std::future::Future;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
@@ -232,6 +233,36 @@ impl ClientRepository for PostgresRepository {
             changed.map_err(|e| query_failed(e, None))
         })
         .await
+    }
+
+    async fn acknowledge_all(
+        &self,
+        acks: &[Acknowledgement],
+        at: SystemTime,
+    ) -> Result<Vec<bool>, RepoError> {
+        let mut plain = Vec::new();
+        let mut restarts = Vec::new();
+        for ack in acks {
+            match ack.restart_seen {
+                None => plain.push(ack.client_id.get()),
+                Some(seen) => restarts.push((ack.client_id.get(), rows::db_time(seen)?)),
+            }
+        }
+        let at = rows::db_time(at)?;
+        let changed: HashSet<i64> = self
+            .bounded(self.write_timeout, async {
+                let mut lease = self.lease().await?;
+                let changed = queries::acknowledge_all(lease.conn(), &plain, &restarts, at).await;
+                lease.release();
+                changed.map_err(|e| query_failed(e, None))
+            })
+            .await?
+            .into_iter()
+            .collect();
+        Ok(acks
+            .iter()
+            .map(|ack| changed.contains(&ack.client_id.get()))
+            .collect())
     }
 
     async fn ping(&self) -> Result<(), RepoError> {

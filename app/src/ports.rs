@@ -74,6 +74,21 @@ pub trait ClientRepository: Send + Sync + 'static {
     /// a client deleted meanwhile is `Ok(false)`, not an error.
     async fn acknowledge(&self, ack: Acknowledgement, at: SystemTime) -> Result<bool, RepoError>;
 
+    /// [`ClientRepository::acknowledge`] for many clients at once: whether each row changed, in
+    /// the order of `acks`. Storage with round trips should override the one-by-one default: a
+    /// first pass over 100k clients acknowledges 100k of them.
+    async fn acknowledge_all(
+        &self,
+        acks: &[Acknowledgement],
+        at: SystemTime,
+    ) -> Result<Vec<bool>, RepoError> {
+        let mut changed = Vec::with_capacity(acks.len());
+        for ack in acks {
+            changed.push(self.acknowledge(*ack, at).await?);
+        }
+        Ok(changed)
+    }
+
     /// Answers when storage can serve requests (readiness).
     async fn ping(&self) -> Result<(), RepoError>;
 }

@@ -8,9 +8,13 @@ use std::time::{Instant, SystemTime};
 use futures::StreamExt;
 use slog::{Logger, error, info, o, warn};
 
-use alsy_domain::{ClientId, DesiredState, PodAction, plan};
+use alsy_domain::{Acknowledgement, ClientId, DesiredState, PodAction, plan};
 
 use crate::ports::{ClientRepository, PassLock, PodRuntime, RuntimeError};
+
+/// Acknowledgements per storage call: one statement each on PostgreSQL, well within the write
+/// timeout.
+const ACK_BATCH: usize = 10_000;
 use crate::report::{Operation, PassOutcome, PassReport, PodFailure, Trigger};
 
 /// Runs reconcile passes. Passes must not overlap; the [`crate::Watcher`] makes sure of that.
@@ -107,13 +111,12 @@ impl Reconciler {
             .await
             .map_err(|e| format!("listing pods: {e}"))?;
         let plan = plan(&desired, &observed);
+        // The inputs are not needed once planned; on a first pass over 100k clients they are
+        // hundreds of thousands of pods.
+        drop((desired, observed));
 
-        let results: Vec<(
-            ClientId,
-            Operation,
-            alsy_domain::PodName,
-            Result<(), RuntimeError>,
-        )> = futures::stream::iter(plan.actions)
+        let mut client_ok: BTreeMap<ClientId, bool> = BTreeMap::new();
+        let mut results = futures::stream::iter(plan.actions)
             .map(|action| async move {
                 let name = action.pod_name().clone();
                 let client = name.owner().map(|(_, id)| id);
@@ -127,18 +130,12 @@ impl Reconciler {
                 self.log_operation(operation, &name, &result);
                 (client, operation, name, result)
             })
-            .buffer_unordered(self.concurrency)
-            .filter_map(|(client, operation, name, result)| async move {
-                // Pods without an owner (not named by alsy) are only ever deleted; nothing to acknowledge.
-                client.map(|c| (c, operation, name, result))
-            })
-            .collect()
-            .await;
-
-        let mut client_ok: BTreeMap<ClientId, bool> = BTreeMap::new();
-        for (client, operation, name, result) in results {
-            let ok = result.is_ok();
-            *client_ok.entry(client).or_insert(true) &= ok;
+            .buffer_unordered(self.concurrency);
+        while let Some((client, operation, name, result)) = results.next().await {
+            // Pods not named by alsy are only ever deleted: no client to acknowledge.
+            if let Some(client) = client {
+                *client_ok.entry(client).or_insert(true) &= result.is_ok();
+            }
             match result {
                 Ok(()) => match operation {
                     Operation::Create => report.created.push(name),
@@ -152,6 +149,7 @@ impl Reconciler {
                 }),
             }
         }
+        drop(results);
         for list in [
             &mut report.created,
             &mut report.deleted,
@@ -161,20 +159,24 @@ impl Reconciler {
         }
         report.failed.sort_by(|a, b| a.pod.cmp(&b.pod));
 
+        // A client with a failed operation keeps its mark and is retried on the next pass.
+        let acks: Vec<Acknowledgement> = plan
+            .acknowledgements
+            .into_iter()
+            .filter(|ack| client_ok.get(&ack.client_id).copied().unwrap_or(true))
+            .collect();
         let now = SystemTime::now();
-        for ack in plan.acknowledgements {
-            if !client_ok.get(&ack.client_id).copied().unwrap_or(true) {
-                continue; // retried, with the mark still set, on the next pass
-            }
-            match self.repo.acknowledge(ack, now).await {
-                Ok(true) => {}
-                Ok(false) => {
-                    warn!(self.log, "restart not acknowledged: the client changed or was deleted during the pass; the next pass restarts it again";
-                    "client_id" => ack.client_id.get())
+        for batch in acks.chunks(ACK_BATCH) {
+            match self.repo.acknowledge_all(batch, now).await {
+                Ok(changed) => {
+                    for (ack, _) in batch.iter().zip(changed).filter(|(_, changed)| !changed) {
+                        warn!(self.log, "not acknowledged: the client changed or was deleted during the pass; the next pass looks again";
+                            "client_id" => ack.client_id.get(), "restart" => ack.restart_seen.is_some());
+                    }
                 }
                 Err(e) => {
-                    error!(self.log, "could not acknowledge the client's pods; the next pass tries again";
-                    "client_id" => ack.client_id.get(), "error" => %e)
+                    error!(self.log, "could not acknowledge the clients' pods; the next pass tries again";
+                    "clients" => batch.len(), "error" => %e)
                 }
             }
         }

@@ -9,10 +9,7 @@ pub const PGBENCH_WRITE: &str = r"
 \set vwap random(0, 1)
 \set twap random(0, 1)
 \set hft random(0, 1)
-BEGIN;
-UPDATE clients SET need_restart = (clients.need_restart OR false), updated_at = greatest(clock_timestamp(), clients.updated_at + interval '1 microsecond') WHERE clients.id = :id RETURNING clients.id, clients.name, clients.version, clients.image, clients.cpu, clients.mem, clients.priority, clients.need_restart, clients.spawned_at, clients.created_at, clients.updated_at;
-UPDATE algorithm_status SET vwap = (:vwap = 1), twap = (:twap = 1), hft = (:hft = 1) WHERE algorithm_status.client_id = :id RETURNING algorithm_status.vwap, algorithm_status.twap, algorithm_status.hft;
-COMMIT;
+WITH c AS (UPDATE clients SET need_restart = need_restart OR false, updated_at = greatest(clock_timestamp(), updated_at + interval '1 microsecond') WHERE id = :id RETURNING id, name, version, image, cpu, mem, priority, need_restart, spawned_at, created_at, updated_at), s AS (UPDATE algorithm_status SET vwap = (:vwap = 1), twap = (:twap = 1), hft = (:hft = 1) WHERE client_id = (SELECT id FROM c) RETURNING client_id, vwap, twap, hft) SELECT c.*, s.vwap, s.twap, s.hft FROM c JOIN s ON s.client_id = c.id;
 ";
 
 /// `GET /api/v1/clients/{id}` → `queries::find`: the client joined with its status, `first()`.

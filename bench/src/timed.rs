@@ -103,6 +103,21 @@ impl<R: ClientRepository> ClientRepository for Timed<R> {
         result
     }
 
+    async fn acknowledge_all(
+        &self,
+        acks: &[Acknowledgement],
+        at: SystemTime,
+    ) -> Result<Vec<bool>, RepoError> {
+        let clock = Instant::now();
+        let result = self.inner.acknowledge_all(acks, at).await;
+        let took = clock.elapsed();
+        self.add(|s| {
+            s.acknowledge += took;
+            s.acknowledgements += 1;
+        });
+        result
+    }
+
     async fn ping(&self) -> Result<(), RepoError> {
         self.inner.ping().await
     }

@@ -54,6 +54,7 @@ contract![
     list_pages_through_clients_in_id_order,
     acknowledge_is_compare_and_set_on_updated_at,
     acknowledge_racing_an_update_never_loses_the_update,
+    acknowledge_all_settles_many_clients_with_the_same_rules,
     sixteen_concurrent_status_flips_lose_nothing,
     restart_marks_are_never_lost_to_concurrent_acknowledges,
     desired_state_reads_every_client_with_its_status,
@@ -363,4 +364,58 @@ async fn desired_state_reads_every_client_with_its_status(repo: Repo) {
 
 async fn ping_answers(repo: Repo) {
     repo.ping().await.unwrap();
+}
+
+async fn acknowledge_all_settles_many_clients_with_the_same_rules(repo: Repo) {
+    let first = repo.create(&spec("first")).await.unwrap();
+    let marked = repo
+        .update(
+            repo.create(&spec("marked")).await.unwrap().id,
+            &spec("marked"),
+            true,
+        )
+        .await
+        .unwrap();
+    let raced = repo
+        .update(
+            repo.create(&spec("raced")).await.unwrap().id,
+            &spec("raced"),
+            true,
+        )
+        .await
+        .unwrap();
+    let gone = repo.create(&spec("gone")).await.unwrap();
+    // After the pass's read: `raced` is written again, `gone` is deleted.
+    repo.set_status(raced.id, status(false, true, false), false)
+        .await
+        .unwrap();
+    repo.delete(gone.id).await.unwrap();
+
+    let at = now();
+    let acks = [
+        ack(&first, None),
+        ack(&marked, Some(marked.updated_at)),
+        ack(&raced, Some(raced.updated_at)),
+        ack(&gone, None),
+    ];
+    assert_eq!(
+        repo.acknowledge_all(&acks, at).await.unwrap(),
+        [true, true, false, false]
+    );
+
+    let first = repo.get(first.id).await.unwrap();
+    assert_eq!(first.spawned_at, Some(at));
+    let marked = repo.get(marked.id).await.unwrap();
+    assert!(!marked.need_restart);
+    assert_eq!(marked.spawned_at, Some(at));
+    let raced = repo.get(raced.id).await.unwrap();
+    assert!(
+        raced.need_restart,
+        "the write after the read keeps its restart"
+    );
+    assert_eq!(raced.spawned_at, None);
+    assert_eq!(
+        repo.acknowledge_all(&[], at).await.unwrap(),
+        Vec::<bool>::new()
+    );
 }
