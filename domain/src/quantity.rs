@@ -1,13 +1,16 @@
 //! Kubernetes resource quantities (`500m`, `2`, `512Mi`, `1e3`), as the API server accepts them.
 
 use std::fmt;
+use std::sync::Arc;
 
-use serde::Serialize;
+use serde::{Serialize, Serializer};
 
 /// A Kubernetes quantity greater than zero, kept in the exact form the client gave.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
-#[serde(transparent)]
-pub struct Quantity(String);
+///
+/// Shared (`Arc<str>`): every pod of a client carries its client's value, and a pass over 100k
+/// clients builds 300k pods.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Quantity(Arc<str>);
 
 /// Longest quantity accepted; real ones are a handful of characters.
 const MAX_LEN: usize = 64;
@@ -42,7 +45,7 @@ impl Quantity {
         if negative || !number.bytes().any(|b| (b'1'..=b'9').contains(&b)) {
             return Err("must be greater than zero".into());
         }
-        Ok(Quantity(raw.to_owned()))
+        Ok(Quantity(raw.into()))
     }
 
     /// The quantity as the client wrote it.
@@ -68,6 +71,12 @@ fn is_suffix(s: &str) -> bool {
     };
     let digits = exponent.strip_prefix(['+', '-']).unwrap_or(exponent);
     !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit())
+}
+
+impl Serialize for Quantity {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(&self.0)
+    }
 }
 
 impl fmt::Display for Quantity {
