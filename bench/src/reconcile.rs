@@ -131,9 +131,9 @@ fn render(rows: &[Row]) -> String {
         "clients",
         "first pass s",
         "desired_state() s",
-        "acknowledge() calls",
-        "acknowledge() s, sequential",
-        "ms per acknowledge()",
+        "acknowledge_all() calls (batches of 10,000)",
+        "acknowledge_all() s, sequential",
+        "ms per batch",
         "rest (plan, pod creates, report) s",
     ]);
     for r in rows {
@@ -219,7 +219,7 @@ fn render(rows: &[Row]) -> String {
          pods are in it too). \"raw SELECT\" is the adapter's desired-state query through psql with \
          `\\timing`, rows to /dev/null, median of the runs. Per-client columns stay flat when growth is \
          linear.\n\n{}\n### Where the time goes\n\nThe first pass, split by timing the repository's calls \
-         (the reconciler acknowledges one client after the other, so their sum is wall time):\n\n{}\n\
+         (the reconciler acknowledges one batch after the other, so their sum is wall time):\n\n{}\n\
          Each step of a no-change pass, timed alone after the passes:\n\n{}\n### Targets\n\n{}",
         table.markdown(),
         first.markdown(),
