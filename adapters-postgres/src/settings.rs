@@ -34,6 +34,22 @@ pub struct PostgresSettings {
     pub lifetime_jitter: Duration,
 }
 
+impl Default for PostgresSettings {
+    /// The defaults of design §7 (`ALSY__STORAGE__*`).
+    fn default() -> Self {
+        PostgresSettings {
+            url: "postgres://postgres@localhost:5432/postgres".into(),
+            min_conns: 1,
+            max_conns: 10,
+            start_timeout: Duration::from_secs(30),
+            read_timeout: Duration::from_secs(5),
+            write_timeout: Duration::from_secs(5),
+            idle_timeout: Duration::from_secs(30 * 60),
+            lifetime_jitter: Duration::from_secs(30),
+        }
+    }
+}
+
 impl PostgresSettings {
     /// Checks what bb8 would panic on and what makes no sense, naming the setting at fault.
     pub fn validate(&self) -> Result<(), PostgresError> {
@@ -130,16 +146,7 @@ mod tests {
     use super::*;
 
     fn settings() -> PostgresSettings {
-        PostgresSettings {
-            url: "postgres://postgres@localhost:5432/postgres".into(),
-            min_conns: 1,
-            max_conns: 10,
-            start_timeout: Duration::from_secs(30),
-            read_timeout: Duration::from_secs(5),
-            write_timeout: Duration::from_secs(5),
-            idle_timeout: Duration::from_secs(30 * 60),
-            lifetime_jitter: Duration::from_secs(30),
-        }
+        PostgresSettings::default()
     }
 
     fn rejected(settings: PostgresSettings) -> String {

@@ -93,13 +93,7 @@ async fn measure(db: &BenchDatabase, size: u64, options: &Options) -> anyhow::Re
 pub fn settings(url: String) -> PostgresSettings {
     PostgresSettings {
         url,
-        min_conns: 1,
-        max_conns: 10,
-        start_timeout: Duration::from_secs(30),
-        read_timeout: Duration::from_secs(5),
-        write_timeout: Duration::from_secs(5),
-        idle_timeout: Duration::from_secs(30 * 60),
-        lifetime_jitter: Duration::from_secs(30),
+        ..PostgresSettings::default()
     }
 }
 

@@ -105,6 +105,12 @@ impl Drop for Service {
     }
 }
 
+/// Sends `request` and reads its body as JSON.
+async fn json(request: reqwest::RequestBuilder) -> Value {
+    let response = request.send().await.expect("the service answers");
+    response.json().await.expect("a JSON body")
+}
+
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
@@ -171,24 +177,11 @@ async fn the_release_binary_runs_with_the_compose_environment() {
         200
     );
 
-    let created: Value = http
+    let created = json(http
         .post(format!("{base}/api/v1/clients"))
-        .body(json!({"name":"smoke","version":1,"image":"ghcr.io/acme/vwap:1.0","cpu":"500m","mem":"512Mi","priority":0.26}).to_string())
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+        .body(json!({"name":"smoke","version":1,"image":"ghcr.io/acme/vwap:1.0","cpu":"500m","mem":"512Mi","priority":0.26}).to_string())).await;
     let id = created["data"]["id"].as_i64().expect("created with an id");
-    let fetched: Value = http
-        .get(format!("{base}/api/v1/clients/{id}"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let fetched = json(http.get(format!("{base}/api/v1/clients/{id}"))).await;
     assert_eq!(fetched["data"]["name"], "smoke");
     let switched = http
         .put(format!("{base}/api/v1/status/{id}"))
@@ -198,26 +191,12 @@ async fn the_release_binary_runs_with_the_compose_environment() {
         .unwrap();
     assert_eq!(switched.status(), 200);
     // The nudge (1s debounce by default) may already have created the pod; a pass now makes sure.
-    let report: Value = http
-        .post(format!("{base}/api/v1/sync"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let report = json(http.post(format!("{base}/api/v1/sync"))).await;
     let created_now = report["data"]["created"]
         .as_array()
         .cloned()
         .unwrap_or_default();
-    let pods: Value = http
-        .get(format!("{base}/api/v1/pods"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let pods = json(http.get(format!("{base}/api/v1/pods"))).await;
     assert_eq!(
         pods["data"][0]["name"],
         format!("vwap-{id}"),
