@@ -109,7 +109,7 @@ impl<'a> From<&'a PassReport> for ReportDto<'a> {
         let (outcome, error) = match &report.outcome {
             PassOutcome::Completed => ("completed", None),
             PassOutcome::Skipped => ("skipped", None),
-            PassOutcome::Failed(reason) => ("failed", Some(reason.as_str())),
+            PassOutcome::Failed { reason, .. } => ("failed", Some(reason.as_str())),
         };
         let names = |pods: &'a [alsy_domain::PodName]| pods.iter().map(|p| p.as_str()).collect();
         ReportDto {
@@ -208,7 +208,10 @@ mod tests {
         let at = UNIX_EPOCH;
         let report = PassReport {
             trigger: Trigger::Request,
-            outcome: PassOutcome::Failed("listing pods: runtime unavailable".into()),
+            outcome: PassOutcome::Failed {
+                part: alsy_app::FailedPart::Runtime,
+                reason: "listing pods: runtime unavailable".into(),
+            },
             started_at: at,
             finished_at: at + Duration::from_millis(12),
             duration: Duration::from_millis(12),

@@ -1,7 +1,7 @@
 //! One handler per endpoint: parse the input, call the use case, shape the reply. Handlers
 //! never reject; failures travel as [`Failed`] to the one place that renders them.
 
-use alsy_app::{PassOutcome, Service, ServiceError};
+use alsy_app::{FailedPart, PassOutcome, Service, ServiceError};
 use warp::http::StatusCode;
 use warp::http::header::LOCATION;
 use warp::reply::Response;
@@ -177,43 +177,20 @@ pub(crate) async fn sync_now(service: Service) -> Outcome {
         PassOutcome::Completed | PassOutcome::Skipped => {
             Ok(envelope::ok(StatusCode::OK, None, Some(&body)))
         }
-        PassOutcome::Failed(reason) => Ok(envelope::error_with(
+        PassOutcome::Failed { part, .. } => Ok(envelope::error_with(
             StatusCode::SERVICE_UNAVAILABLE,
-            failed_pass_message(reason),
+            match part {
+                FailedPart::Storage => ApiError::STORAGE_UNAVAILABLE,
+                FailedPart::Runtime => ApiError::RUNTIME_UNAVAILABLE,
+            },
             &body,
         )),
-    }
-}
-
-/// What a failed pass could not reach. The reconciler's reasons start with the step that failed
-/// ("listing pods: ..."; "reading desired state: ..." and the lock are storage).
-fn failed_pass_message(reason: &str) -> &'static str {
-    if reason.starts_with("listing pods") {
-        ApiError::RUNTIME_UNAVAILABLE
-    } else {
-        ApiError::STORAGE_UNAVAILABLE
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn a_failed_pass_names_what_it_could_not_reach() {
-        assert_eq!(
-            failed_pass_message("listing pods: runtime unavailable: refused"),
-            "pod runtime unavailable"
-        );
-        assert_eq!(
-            failed_pass_message("reading desired state: storage unavailable: timeout"),
-            "storage unavailable"
-        );
-        assert_eq!(
-            failed_pass_message("could not take the reconcile lock: storage unavailable"),
-            "storage unavailable"
-        );
-    }
 
     #[test]
     fn an_id_that_cannot_be_a_client_is_not_found() {

@@ -13,6 +13,6 @@ mod watcher;
 
 pub use ports::{ClientRepository, HeldPassLock, PassLock, PodRuntime, RepoError, RuntimeError};
 pub use reconciler::Reconciler;
-pub use report::{Operation, PassOutcome, PassReport, PodFailure, Trigger};
+pub use report::{FailedPart, Operation, PassOutcome, PassReport, PodFailure, Trigger};
 pub use service::{PodView, Service, ServiceError};
 pub use watcher::{ShuttingDown, Watcher, WatcherConfig, WatcherHandle};

@@ -15,7 +15,7 @@ use crate::ports::{ClientRepository, PassLock, PodRuntime, RuntimeError};
 /// Acknowledgements per storage call: one statement each on PostgreSQL, well within the write
 /// timeout.
 const ACK_BATCH: usize = 10_000;
-use crate::report::{Operation, PassOutcome, PassReport, PodFailure, Trigger};
+use crate::report::{FailedPart, Operation, PassOutcome, PassReport, PodFailure, Trigger};
 
 /// Runs reconcile passes. Passes must not overlap; the [`crate::Watcher`] makes sure of that.
 pub struct Reconciler {
@@ -62,9 +62,9 @@ impl Reconciler {
         };
         match self.lock.try_acquire().await {
             Ok(Some(held)) => {
-                if let Err(reason) = self.reconcile(&mut report).await {
+                if let Err((part, reason)) = self.reconcile(&mut report).await {
                     error!(self.log, "pass failed"; "trigger" => trigger.as_str(), "error" => &reason);
-                    report.outcome = PassOutcome::Failed(reason);
+                    report.outcome = PassOutcome::Failed { part, reason };
                 }
                 held.release().await;
             }
@@ -75,7 +75,10 @@ impl Reconciler {
             Err(e) => {
                 let reason = format!("could not take the reconcile lock: {e}");
                 error!(self.log, "pass failed"; "trigger" => trigger.as_str(), "error" => &reason);
-                report.outcome = PassOutcome::Failed(reason);
+                report.outcome = PassOutcome::Failed {
+                    part: FailedPart::Storage,
+                    reason,
+                };
             }
         }
         report.finished_at = SystemTime::now();
@@ -85,7 +88,7 @@ impl Reconciler {
             "outcome" => match &report.outcome {
                 PassOutcome::Completed => "completed",
                 PassOutcome::Skipped => "skipped",
-                PassOutcome::Failed(_) => "failed",
+                PassOutcome::Failed { .. } => "failed",
             },
             "created" => report.created.len(),
             "deleted" => report.deleted.len(),
@@ -97,19 +100,19 @@ impl Reconciler {
     }
 
     /// Steps 1–5 of a pass; `Err` only when the inputs could not be read.
-    async fn reconcile(&self, report: &mut PassReport) -> Result<(), String> {
+    async fn reconcile(&self, report: &mut PassReport) -> Result<(), (FailedPart, String)> {
         let clients = self
             .repo
             .desired_state()
             .await
-            .map_err(|e| format!("reading desired state: {e}"))?;
+            .map_err(|e| (FailedPart::Storage, format!("reading desired state: {e}")))?;
         let desired = DesiredState::from_clients(&clients);
         drop(clients);
         let observed = self
             .runtime
             .list()
             .await
-            .map_err(|e| format!("listing pods: {e}"))?;
+            .map_err(|e| (FailedPart::Runtime, format!("listing pods: {e}")))?;
         let plan = plan(&desired, &observed);
         // The inputs are not needed once planned; on a first pass over 100k clients they are
         // hundreds of thousands of pods.

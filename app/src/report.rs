@@ -77,7 +77,21 @@ pub enum PassOutcome {
     /// Another replica holds the reconcile lock; this one did nothing.
     Skipped,
     /// Storage or the runtime could not be read; nothing was applied.
-    Failed(String),
+    Failed {
+        /// Which side could not be read.
+        part: FailedPart,
+        /// What went wrong, for the report and the log.
+        reason: String,
+    },
+}
+
+/// The side a failed pass could not read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FailedPart {
+    /// Storage: the desired state, or the reconcile lock.
+    Storage,
+    /// The pod runtime: the list of pods.
+    Runtime,
 }
 
 /// The report of one reconcile pass.

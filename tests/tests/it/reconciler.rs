@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use alsy_app::{
-    ClientRepository, Operation, PassOutcome, PassReport, Reconciler, Trigger, Watcher,
+    ClientRepository, FailedPart, Operation, PassOutcome, PassReport, Reconciler, Trigger, Watcher,
     WatcherConfig,
 };
 use alsy_domain::{Algorithm, AlgorithmStatus, Client, ClientId, PodPhase};
@@ -366,7 +366,7 @@ async fn a_pass_that_cannot_list_pods_fails_whole_and_applies_nothing() {
     world.runtime.fail_next_lists(1);
     let report = world.reconciler().run_pass(Trigger::Startup).await;
     assert!(
-        matches!(&report.outcome, PassOutcome::Failed(e) if e.contains("listing pods")),
+        matches!(&report.outcome, PassOutcome::Failed { part: FailedPart::Runtime, reason } if reason.contains("listing pods")),
         "{:?}",
         report.outcome
     );

@@ -72,10 +72,15 @@ async fn storage_down_is_503_storage_unavailable() {
 #[tokio::test]
 async fn runtime_down_is_503_pod_runtime_unavailable() {
     let app = TestApp::spawn().await;
-    app.runtime().fail_next_lists(1);
+    app.runtime().fail_next_lists(2);
     app.get("/api/v1/pods")
         .await
         .assert_error(StatusCode::SERVICE_UNAVAILABLE, "pod runtime unavailable");
+    // A pass that cannot list pods says which side failed, with its report.
+    let sync = app.post("/api/v1/sync", "").await;
+    sync.assert_error(StatusCode::SERVICE_UNAVAILABLE, "pod runtime unavailable");
+    assert_eq!(sync.body["data"]["outcome"], "failed");
+    assert!(sync.body["data"]["error"].as_str().unwrap().starts_with("listing pods"));
     app.shutdown().await;
 }
 
