@@ -80,7 +80,12 @@ async fn runtime_down_is_503_pod_runtime_unavailable() {
     let sync = app.post("/api/v1/sync", "").await;
     sync.assert_error(StatusCode::SERVICE_UNAVAILABLE, "pod runtime unavailable");
     assert_eq!(sync.body["data"]["outcome"], "failed");
-    assert!(sync.body["data"]["error"].as_str().unwrap().starts_with("listing pods"));
+    assert!(
+        sync.body["data"]["error"]
+            .as_str()
+            .unwrap()
+            .starts_with("listing pods")
+    );
     app.shutdown().await;
 }
 
