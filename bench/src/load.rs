@@ -70,6 +70,18 @@ pub struct LoadResult {
 }
 
 impl LoadResult {
+    /// Nothing measured yet.
+    fn empty() -> anyhow::Result<LoadResult> {
+        Ok(LoadResult {
+            requests: 0,
+            non_2xx: 0,
+            transport_errors: 0,
+            first_error: None,
+            elapsed: Duration::ZERO,
+            latencies: Latencies::new()?,
+        })
+    }
+
     /// Answered requests per second.
     pub fn rps(&self) -> f64 {
         self.requests as f64 / self.elapsed.as_secs_f64()
@@ -111,14 +123,7 @@ pub async fn closed_loop(
             })
         })
         .collect();
-    let mut total = LoadResult {
-        requests: 0,
-        non_2xx: 0,
-        transport_errors: 0,
-        first_error: None,
-        elapsed: Duration::ZERO,
-        latencies: Latencies::new()?,
-    };
+    let mut total = LoadResult::empty()?;
     for worker in workers {
         let part = worker.await.context("a load worker panicked")??;
         total.requests += part.requests;
@@ -144,14 +149,7 @@ async fn run_worker(
     seed: u64,
 ) -> anyhow::Result<LoadResult> {
     let mut rng = StdRng::seed_from_u64(0xa15e ^ seed);
-    let mut result = LoadResult {
-        requests: 0,
-        non_2xx: 0,
-        transport_errors: 0,
-        first_error: None,
-        elapsed: Duration::ZERO,
-        latencies: Latencies::new()?,
-    };
+    let mut result = LoadResult::empty()?;
     while Instant::now() < deadline {
         let id = rng.random_range(ids.clone());
         let write = match mix {
