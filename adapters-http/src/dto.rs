@@ -1,6 +1,6 @@
 //! What the API sends: clients, pages, pods and pass reports as JSON, with times in RFC 3339 UTC.
-//! These shapes are the API contract (design §4), kept apart from the domain types so either can
-//! change without silently changing the other.
+//! These shapes are the API contract (README.md, "HTTP API"), kept apart from the domain types so
+//! either can change without silently changing the other.
 
 use std::time::SystemTime;
 

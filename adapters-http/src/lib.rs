@@ -1,4 +1,5 @@
-//! alsy's HTTP adapter: the API of design §4, on the driving side of the hexagon.
+//! alsy's HTTP adapter: the API README.md's "HTTP API" describes, on the driving side of the
+//! hexagon.
 //!
 //! [`routes`] turns the app's [`alsy_app::Service`] into warp filters: requests are parsed at the
 //! edge into domain types (`ClientSpec`, `AlgorithmStatus`, `ClientId`), answers are wrapped in the

@@ -1,4 +1,4 @@
-//! The route table of design §4 as warp filters.
+//! The route table of README.md's "HTTP API" as warp filters.
 //!
 //! Every route matches its path first and its method second, so a known path with the wrong
 //! method is 405 and an unknown path is 404. Handlers never reject: they return an

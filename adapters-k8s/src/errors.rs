@@ -78,12 +78,12 @@ pub(crate) enum CallError {
 }
 
 impl CallError {
-    /// 409 on create: the pod exists already (design §6: success).
+    /// 409 on create: the pod exists already (counts as success).
     pub(crate) fn is_already_exists(&self) -> bool {
         matches!(self, CallError::Kube(kube::Error::Api(s)) if s.code == 409 || s.reason == "AlreadyExists")
     }
 
-    /// 404: the pod is gone (design §6: success on delete).
+    /// 404: the pod is gone (counts as success on delete).
     pub(crate) fn is_not_found(&self) -> bool {
         matches!(self, CallError::Kube(kube::Error::Api(s)) if s.code == 404 || s.reason == "NotFound")
     }

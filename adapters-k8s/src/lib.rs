@@ -1,10 +1,10 @@
 //! alsy's Kubernetes adapter: the [`alsy_app::PodRuntime`] port over the pods API, with kube and
 //! k8s-openapi.
 //!
-//! [`pod_manifest`] turns a domain `DesiredPod` into the pod of design §6 (a pure function);
-//! [`KubeRuntime`] lists, creates, deletes and restarts those pods in one namespace, seeing only
-//! the ones labelled `app.kubernetes.io/managed-by=alsy`. It depends on the app and domain crates
-//! only; `bin` chooses it with `ALSY__RUNTIME__KIND=kubernetes`.
+//! [`pod_manifest`] turns a domain `DesiredPod` into the pod README.md shows in "What a pod looks
+//! like" (a pure function); [`KubeRuntime`] lists, creates, deletes and restarts those pods in one
+//! namespace, seeing only the ones labelled `app.kubernetes.io/managed-by=alsy`. It depends on the
+//! app and domain crates only; `bin` chooses it with `ALSY__RUNTIME__KIND=kubernetes`.
 
 mod connect;
 mod errors;

@@ -1,5 +1,5 @@
-//! The pod alsy creates for a [`DesiredPod`] (design §6), its labels, and how a listed pod is read
-//! back into an [`ObservedPod`].
+//! The pod alsy creates for a [`DesiredPod`] (README.md, "What a pod looks like"), its labels, and
+//! how a listed pod is read back into an [`ObservedPod`].
 
 use std::collections::BTreeMap;
 

@@ -1,4 +1,4 @@
-//! diesel's view of the tables the migrations create (design §3).
+//! diesel's view of the tables the migrations create (README.md, "Storage: PostgreSQL").
 
 diesel::table! {
     clients (id) {

@@ -35,7 +35,7 @@ pub struct PostgresSettings {
 }
 
 impl Default for PostgresSettings {
-    /// The defaults of design §7 (`ALSY__STORAGE__*`).
+    /// The defaults README.md's settings table lists for `ALSY__STORAGE__*`.
     fn default() -> Self {
         PostgresSettings {
             url: "postgres://postgres@localhost:5432/postgres".into(),

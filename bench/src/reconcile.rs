@@ -89,7 +89,7 @@ async fn measure(db: &BenchDatabase, size: u64, options: &Options) -> anyhow::Re
     })
 }
 
-/// The adapter's defaults (design §7), on `url`.
+/// The adapter's defaults, on `url`.
 pub fn settings(url: String) -> PostgresSettings {
     PostgresSettings {
         url,

@@ -1,10 +1,10 @@
 //! alsy, the outermost ring of the hexagon: it knows every adapter and wires them together.
 //!
-//! [`config`] loads the settings of design §7 (flags, `ALSY__*` environment, a TOML file,
-//! defaults), [`logging`] sets up the JSON log of §8, and [`start`] builds storage, pod runtime,
-//! reconciler, watcher and HTTP server from them and returns the [`Running`] service, which
-//! [`Running::shutdown`] stops gracefully. `main.rs` adds signals and exit codes; the integration
-//! tests call [`start`] directly, with [`Overrides`] for the fakes they drive.
+//! [`config`] loads the settings (flags, `ALSY__*` environment, a TOML file, defaults), [`logging`]
+//! sets up the JSON log, and [`start`] builds storage, pod runtime, reconciler, watcher and HTTP
+//! server from them and returns the [`Running`] service, which [`Running::shutdown`] stops
+//! gracefully. `main.rs` adds signals and exit codes; the integration tests call [`start`]
+//! directly, with [`Overrides`] for the fakes they drive.
 
 pub mod config;
 pub mod healthcheck;

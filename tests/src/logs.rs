@@ -1,6 +1,6 @@
-//! `Logs`: the real JSON log lines of design §8, written synchronously into memory and read back
-//! as `LogLine`s. Tests see exactly what production writes (`WARN`, `ERROR`, `component` as its
-//! own key), so a log assertion also checks the format.
+//! `Logs`: the real JSON log lines (README.md, "Logs"), written synchronously into memory and read
+//! back as `LogLine`s. Tests see exactly what production writes (`WARN`, `ERROR`, `component` as
+//! its own key), so a log assertion also checks the format.
 
 use alsy::config::{LogFormat, LogLevel, LogSettings};
 use alsy::logging::MemorySink;

@@ -1,5 +1,5 @@
--- Clients and their algorithm switches (design §3). A status row is created in the same
--- transaction as its client and dies with it.
+-- Clients and their algorithm switches (README.md, "Storage: PostgreSQL"). A status row is created
+-- in the same transaction as its client and dies with it.
 CREATE TABLE clients (
     id bigserial PRIMARY KEY,
     name text NOT NULL UNIQUE,

@@ -1,6 +1,7 @@
-//! alsy's settings (design §7): flags > `ALSY__SECTION__KEY` environment > `--config` TOML file >
-//! defaults. Every setting is parsed and checked at start-up; a bad one stops the process with
-//! exit code 2 and a message that names the setting the way the operator wrote it, e.g.
+//! alsy's settings (README.md, "Settings"): flags > `ALSY__SECTION__KEY` environment > `--config`
+//! TOML file > defaults. Every setting is parsed and checked at start-up; a bad one stops the
+//! process with exit code 2 and a message that names the setting the way the operator wrote it,
+//! e.g.
 //! `invalid setting ALSY__SYNC__INTERVAL="5 parsecs": expected a duration like 500ms, 30s, 5m`.
 //! An `ALSY__*` variable that names no setting is an error too.
 

@@ -134,7 +134,7 @@ pub enum LogLevel {
 /// How log lines look.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LogFormat {
-    /// One JSON object a line (design §8).
+    /// One JSON object a line (README.md, "Logs").
     Json,
     /// Human-readable lines for a terminal.
     Text,
@@ -150,7 +150,7 @@ pub struct LogSettings {
 }
 
 impl Default for Settings {
-    /// The defaults of design §7.
+    /// The defaults README.md's settings table lists.
     fn default() -> Settings {
         let secs = Duration::from_secs;
         Settings {

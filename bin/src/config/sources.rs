@@ -39,7 +39,7 @@ const fn def(name: &'static str, default: Option<&'static str>, help: &'static s
     }
 }
 
-/// Every setting of design §7, plus the Kubernetes runtime's.
+/// Every setting (README.md, "Settings"), the Kubernetes runtime's included.
 pub(crate) const DEFS: &[Def] = &[
     def("sync.interval", Some("5m"), "time between reconcile passes"),
     def(

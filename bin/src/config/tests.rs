@@ -47,7 +47,7 @@ impl Drop for TempFile {
 }
 
 #[test]
-fn nothing_given_means_the_defaults_of_the_design() {
+fn nothing_given_means_the_documented_defaults() {
     assert_eq!(load(&[], &[]).unwrap(), Settings::default());
 }
 

@@ -1,4 +1,4 @@
-//! The JSON line of design §8: `time`, `level`, `msg`, `component`, then the event's own
+//! The JSON line (README.md, "Logs"): `time`, `level`, `msg`, `component`, then the event's own
 //! fields, in that order, one object a line.
 //!
 //! slog hands a drain its key/value pairs last-first (the logger's, newest logger first, then the
@@ -26,7 +26,7 @@ impl<W: Write> JsonLines<W> {
     }
 }
 
-/// The upper-case level names of design §8 (slog's own say `WARNING`).
+/// The upper-case level names alsy logs (slog's own say `WARNING`).
 pub fn level_name(level: Level) -> &'static str {
     match level {
         Level::Critical => "CRITICAL",

@@ -1,4 +1,4 @@
-//! Logging per design §8: slog, one JSON object a line on stdout (`time`, `level`, `msg`,
+//! Logging (README.md, "Logs"): slog, one JSON object a line on stdout (`time`, `level`, `msg`,
 //! `component`, then the event's fields), or readable text for a terminal
 //! (`ALSY__LOG__FORMAT=text`), filtered by `ALSY__LOG__LEVEL`.
 //!

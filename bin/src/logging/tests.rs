@@ -1,4 +1,4 @@
-//! The log line of design §8: field names, their order, levels, filtering, flushing.
+//! The log line (README.md, "Logs"): field names, their order, levels, filtering, flushing.
 
 use slog::{debug, info, o, trace, warn};
 

@@ -233,7 +233,7 @@ async fn the_release_binary_runs_with_the_compose_environment() {
         .collect();
     assert!(
         raw.starts_with("{\"time\":") && positions.is_sorted(),
-        "keys in the order of design §8: {raw}"
+        "keys in the documented order (time, level, msg, component): {raw}"
     );
     assert_eq!(line["level"], "INFO");
     assert_eq!(line["msg"], "pod created");

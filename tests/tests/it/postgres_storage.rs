@@ -1,6 +1,6 @@
-//! What only the PostgreSQL repository has beyond the shared contract: the schema of design §3,
-//! migrations that replicas may run at the same moment, the cascade at the SQL level, and the
-//! desired-state read at a realistic size.
+//! What only the PostgreSQL repository has beyond the shared contract: the schema of its
+//! migrations, migrations that replicas may run at the same moment, the cascade at the SQL level,
+//! and the desired-state read at a realistic size.
 
 use std::time::Instant;
 

@@ -1,5 +1,6 @@
-//! What the API accepts and refuses: the 201 of a create, and every 4xx of design §4 with
-//! malformed, missing, unknown, wrong-typed and oversized input, bad ids and bad query parameters.
+//! What the API accepts and refuses: the 201 of a create, and every 4xx README.md's "HTTP API"
+//! lists, with malformed, missing, unknown, wrong-typed and oversized input, bad ids and bad query
+//! parameters.
 
 use std::time::Duration;
 

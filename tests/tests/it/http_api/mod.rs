@@ -1,4 +1,4 @@
-//! The HTTP API over real HTTP: the envelope, every 4xx of design §4 with malformed, missing,
+//! The HTTP API over real HTTP: the envelope, every 4xx README.md lists, with malformed, missing,
 //! unknown, wrong-typed and oversized input, ids, query parameters, `X-Request-Id`, the access
 //! log, 503s when storage or the runtime is down, and the read, write and idle timeouts.
 //! They run on `TestApp`; this file holds the raw-connection helpers the three files share.
