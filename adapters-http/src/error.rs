@@ -205,6 +205,20 @@ mod tests {
     }
 
     #[test]
+    fn a_runtime_that_rejects_a_call_is_500_with_the_detail_for_the_log_only() {
+        let err = ApiError::from(ServiceError::Runtime(RuntimeError::Rejected {
+            pod: PodName::parse("vwap-1"),
+            detail: "pods is forbidden: User cannot list pods".into(),
+        }));
+        assert_eq!(err.status(), StatusCode::INTERNAL_SERVER_ERROR);
+        assert_eq!(
+            err.public_message(&id()),
+            "internal error (request id req-1)"
+        );
+        assert!(err.detail().is_some_and(|d| d.contains("forbidden")));
+    }
+
+    #[test]
     fn internal_errors_show_only_the_request_id() {
         let err = ApiError::from(ServiceError::Repo(RepoError::Internal(
             "syntax error at or near SELECT".into(),

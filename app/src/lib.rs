@@ -1,9 +1,9 @@
 //! alsy's application layer: the ring around the domain.
 //!
 //! [`ports`] says what the core needs from the outside (storage, a pod runtime, a reconcile lock);
-//! [`Service`] holds the use cases the HTTP API calls; [`Reconciler`] runs one pass (README.md,
-//! "Reconciliation"; ARCHITECTURE.md, "The path of a pass") and [`Watcher`] decides when passes
-//! run. Adapters plug into the ports; only `bin` wires them together.
+//! [`Service`] holds the use cases the HTTP API calls; [`Reconciler`] runs one pass
+//! (ARCHITECTURE.md, "The path of a pass") and [`Watcher`] decides when passes run. Adapters plug
+//! into the ports; only `bin` wires them together.
 
 pub mod ports;
 mod reconciler;

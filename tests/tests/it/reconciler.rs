@@ -2,16 +2,18 @@
 //! its report, failure isolation, drift, restarts and their compare-and-set acknowledge.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use alsy_app::{
-    ClientRepository, FailedPart, Operation, PassOutcome, PassReport, Reconciler, Trigger, Watcher,
-    WatcherConfig,
+    ClientRepository, FailedPart, HeldPassLock, Operation, PassLock, PassOutcome, PassReport,
+    Reconciler, RepoError, Trigger, Watcher, WatcherConfig,
 };
 use alsy_domain::{Algorithm, AlgorithmStatus, Client, ClientId, PodPhase};
 use alsy_fake::{FakePodRuntime, InMemoryRepository, LocalPassLock};
 use alsy_tests::fixtures::{eventually, pod, spec};
 use alsy_tests::logs::Logs;
+use async_trait::async_trait;
 use tokio::task::JoinHandle;
 
 struct World {
@@ -357,6 +359,87 @@ async fn two_reconcilers_sharing_a_lock_never_run_a_pass_at_once() {
     let skipped = second.run_pass(Trigger::Interval).await;
     assert_eq!(skipped.outcome, PassOutcome::Skipped);
     assert_eq!(running.await.unwrap().outcome, PassOutcome::Completed);
+}
+
+/// A reconcile lock that never refuses and counts the passes holding it at once: under it only the
+/// watcher itself can keep passes apart.
+#[derive(Clone, Default)]
+struct CountingLock {
+    holders: Arc<AtomicUsize>,
+    most: Arc<AtomicUsize>,
+    taken: Arc<AtomicUsize>,
+}
+
+struct CountedHold(Arc<AtomicUsize>);
+
+#[async_trait]
+impl HeldPassLock for CountedHold {
+    async fn release(self: Box<Self>) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+#[async_trait]
+impl PassLock for CountingLock {
+    async fn try_acquire(&self) -> Result<Option<Box<dyn HeldPassLock>>, RepoError> {
+        let now = self.holders.fetch_add(1, Ordering::SeqCst) + 1;
+        self.most.fetch_max(now, Ordering::SeqCst);
+        self.taken.fetch_add(1, Ordering::SeqCst);
+        Ok(Some(Box::new(CountedHold(self.holders.clone()))))
+    }
+}
+
+#[tokio::test]
+async fn the_watchers_passes_never_overlap_whatever_triggers_them() {
+    let world = World::new();
+    world.client("a", true, true, true).await;
+    // Every runtime call waits, so a pass is still running when the next trigger fires.
+    world.runtime.set_latency(Duration::from_millis(20));
+    let lock = CountingLock::default();
+    let reconciler = Reconciler::new(
+        Arc::new(world.repo.clone()),
+        Arc::new(world.runtime.clone()),
+        Arc::new(lock.clone()),
+        16,
+        &world.logs.logger(),
+    );
+    let config = WatcherConfig {
+        interval: Duration::from_millis(5),
+        debounce: Duration::from_millis(1),
+    };
+    let watcher = Watcher::start(reconciler, config, &world.logs.logger());
+    let handle = watcher.handle();
+
+    // Start-up, interval ticks, nudges and eight requests at once all compete for passes.
+    let requests: Vec<_> = (0..8)
+        .map(|_| {
+            let handle = handle.clone();
+            tokio::spawn(async move { handle.sync_now().await })
+        })
+        .collect();
+    for _ in 0..8 {
+        handle.nudge();
+        tokio::task::yield_now().await;
+    }
+    for request in requests {
+        let report = request.await.unwrap().unwrap();
+        assert_eq!(
+            report.outcome,
+            PassOutcome::Completed,
+            "a request waits for the running pass instead of skipping"
+        );
+    }
+    watcher.stop().await;
+
+    assert!(
+        lock.taken.load(Ordering::SeqCst) >= 9,
+        "start-up + 8 requests"
+    );
+    assert_eq!(
+        lock.most.load(Ordering::SeqCst),
+        1,
+        "two passes of one watcher ran at once"
+    );
 }
 
 #[tokio::test]
