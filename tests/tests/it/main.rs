@@ -4,6 +4,7 @@ mod compose;
 mod compose_smoke;
 mod deploy_manifests;
 mod doc_references;
+mod envtest_harness;
 mod http_api;
 mod k8s_real_cluster;
 mod kube_scenario;

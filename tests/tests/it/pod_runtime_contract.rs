@@ -1,19 +1,26 @@
-//! The `PodRuntime` contract: the same cases run against `FakePodRuntime` and against
-//! `KubeRuntime` talking real HTTP to the test API server. What only Kubernetes can do wrong
-//! (status codes, timeouts, terminating pods, foreign pods) is in `kube_only`.
+//! The `PodRuntime` contract: the same cases run against `FakePodRuntime`, against `KubeRuntime`
+//! talking real HTTP to the test API server, and against `KubeRuntime` on a real kube-apiserver
+//! (envtest) whose pods a stand-in kubelet binds, runs and finishes deleting. What only Kubernetes
+//! can do wrong (status codes, timeouts, terminating pods, foreign pods) is in `kube_only`.
 
 mod kube_only;
 
 use std::path::Path;
 use std::time::Duration;
 
+use ::kube::Api;
+use ::kube::api::PostParams;
 use alsy_app::PodRuntime;
 use alsy_domain::{
     Algorithm, ClientId, DesiredPod, ImageRef, PodName, PodPhase, Priority, Quantity, Version,
 };
 use alsy_fake::FakePodRuntime;
 use alsy_k8s::{KubeRuntime, KubeSettings};
+use alsy_tests::envtest::{Envtest, StandInKubelet};
+use alsy_tests::fixtures::eventually;
 use alsy_tests::kube_server::KubeServer;
+use k8s_openapi::api::core::v1::{Container, Pod, PodSpec};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use slog::Logger;
 
 /// The namespace the kube harness works in.
@@ -42,11 +49,11 @@ fn quiet() -> Logger {
 trait Harness {
     fn runtime(&self) -> &dyn PodRuntime;
     /// Puts a pod alsy does not manage next to alsy's; false if this runtime cannot hold one.
-    fn add_foreign_pod(&self, name: &str) -> bool;
+    async fn add_foreign_pod(&self, name: &str) -> bool;
     /// Sets a pod's phase behind the runtime's back.
-    fn set_phase(&self, name: &PodName, phase: PodPhase) -> bool;
+    async fn set_phase(&self, name: &PodName, phase: PodPhase) -> bool;
     /// The identity of the pod incarnation now running under `name`.
-    fn uid(&self, name: &PodName) -> Option<String>;
+    async fn uid(&self, name: &PodName) -> Option<String>;
 }
 
 struct Fake(FakePodRuntime);
@@ -61,13 +68,13 @@ impl Harness for Fake {
     fn runtime(&self) -> &dyn PodRuntime {
         &self.0
     }
-    fn add_foreign_pod(&self, _: &str) -> bool {
+    async fn add_foreign_pod(&self, _: &str) -> bool {
         false
     }
-    fn set_phase(&self, name: &PodName, phase: PodPhase) -> bool {
+    async fn set_phase(&self, name: &PodName, phase: PodPhase) -> bool {
         self.0.set_phase(name, phase)
     }
-    fn uid(&self, name: &PodName) -> Option<String> {
+    async fn uid(&self, name: &PodName) -> Option<String> {
         self.0.pod(name).map(|pod| pod.uid.to_string())
     }
 }
@@ -110,15 +117,74 @@ impl Harness for Kube {
     fn runtime(&self) -> &dyn PodRuntime {
         &self.runtime
     }
-    fn add_foreign_pod(&self, name: &str) -> bool {
+    async fn add_foreign_pod(&self, name: &str) -> bool {
         self.server.insert_foreign_pod(NS, name);
         true
     }
-    fn set_phase(&self, name: &PodName, phase: PodPhase) -> bool {
+    async fn set_phase(&self, name: &PodName, phase: PodPhase) -> bool {
         self.server.set_phase(NS, name.as_str(), phase.as_str())
     }
-    fn uid(&self, name: &PodName) -> Option<String> {
+    async fn uid(&self, name: &PodName) -> Option<String> {
         self.server.pod(NS, name.as_str())?.metadata.uid
+    }
+}
+
+/// `KubeRuntime` through a kubeconfig for a fresh namespace of the envtest API server, with a
+/// stand-in kubelet that runs its pods and finishes deletions at once.
+struct RealApiServer {
+    runtime: KubeRuntime,
+    pods: Api<Pod>,
+    kubelet: StandInKubelet,
+}
+
+impl RealApiServer {
+    /// `None` (after a `SKIPPED:` line) without envtest binaries.
+    async fn start() -> Option<RealApiServer> {
+        let envtest = Envtest::shared().await?;
+        let namespace = envtest.namespace("contract", &[]).await;
+        let client = envtest.client().await;
+        let kubelet = StandInKubelet::start(client.clone(), &namespace, Duration::ZERO);
+        let runtime = connect(
+            &envtest.write_admin_kubeconfig(&namespace),
+            &test_settings(),
+        )
+        .await;
+        let pods = Api::namespaced(client, &namespace);
+        Some(RealApiServer {
+            runtime,
+            pods,
+            kubelet,
+        })
+    }
+}
+
+impl Harness for RealApiServer {
+    fn runtime(&self) -> &dyn PodRuntime {
+        &self.runtime
+    }
+    async fn add_foreign_pod(&self, name: &str) -> bool {
+        let pod = Pod {
+            metadata: ObjectMeta {
+                name: Some(name.into()),
+                ..ObjectMeta::default()
+            },
+            spec: Some(PodSpec {
+                containers: vec![Container {
+                    name: "main".into(),
+                    image: Some("nginx:1.27".into()),
+                    ..Container::default()
+                }],
+                ..PodSpec::default()
+            }),
+            status: None,
+        };
+        self.pods.create(&PostParams::default(), &pod).await.is_ok()
+    }
+    async fn set_phase(&self, name: &PodName, phase: PodPhase) -> bool {
+        self.kubelet.set_phase(name.as_str(), phase.as_str()).await
+    }
+    async fn uid(&self, name: &PodName) -> Option<String> {
+        self.pods.get_opt(name.as_str()).await.ok()??.metadata.uid
     }
 }
 
@@ -139,10 +205,14 @@ async fn a_created_pod_is_listed(h: impl Harness) {
 async fn creating_a_pod_twice_succeeds_and_keeps_one_pod(h: impl Harness) {
     let pod = desired(Algorithm::Twap, 2);
     h.runtime().create(&pod).await.unwrap();
-    let uid = h.uid(&pod.name);
+    let uid = h.uid(&pod.name).await;
     h.runtime().create(&pod).await.unwrap();
     assert_eq!(names(&h).await, vec!["twap-2"]);
-    assert_eq!(h.uid(&pod.name), uid, "the existing pod was left alone");
+    assert_eq!(
+        h.uid(&pod.name).await,
+        uid,
+        "the existing pod was left alone"
+    );
 }
 
 async fn a_deleted_pod_is_no_longer_listed(h: impl Harness) {
@@ -150,7 +220,13 @@ async fn a_deleted_pod_is_no_longer_listed(h: impl Harness) {
     h.runtime().create(&keep).await.unwrap();
     h.runtime().create(&gone).await.unwrap();
     h.runtime().delete(&gone.name).await.unwrap();
-    assert_eq!(names(&h).await, vec!["vwap-1"]);
+    // A real cluster keeps a running pod, terminating, until its kubelet has stopped it.
+    eventually(
+        "the deleted pod is gone",
+        Duration::from_secs(30),
+        || async { names(&h).await == vec!["vwap-1"] },
+    )
+    .await;
 }
 
 async fn deleting_a_pod_that_is_not_there_succeeds(h: impl Harness) {
@@ -162,10 +238,10 @@ async fn deleting_a_pod_that_is_not_there_succeeds(h: impl Harness) {
 async fn a_restarted_pod_exists_again_as_a_new_incarnation(h: impl Harness) {
     let pod = desired(Algorithm::Vwap, 3);
     h.runtime().create(&pod).await.unwrap();
-    let before = h.uid(&pod.name).unwrap();
+    let before = h.uid(&pod.name).await.unwrap();
     h.runtime().restart(&pod).await.unwrap();
     assert_eq!(names(&h).await, vec!["vwap-3"]);
-    let after = h.uid(&pod.name).unwrap();
+    let after = h.uid(&pod.name).await.unwrap();
     assert_ne!(before, after, "restart replaced the pod");
 }
 
@@ -177,7 +253,7 @@ async fn restarting_a_missing_pod_creates_it(h: impl Harness) {
 
 async fn list_never_shows_a_pod_alsy_does_not_manage(h: impl Harness) {
     // A foreign pod with a name alsy could have given is the dangerous one.
-    let could_hold = h.add_foreign_pod("vwap-99") & h.add_foreign_pod("nginx");
+    let could_hold = h.add_foreign_pod("vwap-99").await & h.add_foreign_pod("nginx").await;
     h.runtime()
         .create(&desired(Algorithm::Vwap, 1))
         .await
@@ -198,9 +274,9 @@ async fn phases_are_reported_as_the_runtime_sees_them(h: impl Harness) {
     for pod in [&failed, &done, &running] {
         h.runtime().create(pod).await.unwrap();
     }
-    assert!(h.set_phase(&failed.name, PodPhase::Failed));
-    assert!(h.set_phase(&done.name, PodPhase::Succeeded));
-    assert!(h.set_phase(&running.name, PodPhase::Running));
+    assert!(h.set_phase(&failed.name, PodPhase::Failed).await);
+    assert!(h.set_phase(&done.name, PodPhase::Succeeded).await);
+    assert!(h.set_phase(&running.name, PodPhase::Running).await);
     let mut listed: Vec<(String, PodPhase)> = h
         .runtime()
         .list()
@@ -220,7 +296,8 @@ async fn phases_are_reported_as_the_runtime_sees_them(h: impl Harness) {
     );
 }
 
-/// Each case once per runtime: `pod_runtime_contract::fake::<case>` and `…::kube::<case>`.
+/// Each case once per runtime: `pod_runtime_contract::fake::<case>`, `…::kube::<case>` (the test
+/// API server) and `…::envtest::<case>` (the real one).
 macro_rules! contract {
     ($($case:ident),* $(,)?) => {
         mod fake {
@@ -233,6 +310,14 @@ macro_rules! contract {
             $(#[tokio::test]
             async fn $case() {
                 super::$case(super::Kube::start().await).await;
+            })*
+        }
+        mod envtest {
+            $(#[tokio::test]
+            async fn $case() {
+                if let Some(harness) = super::RealApiServer::start().await {
+                    super::$case(harness).await;
+                }
             })*
         }
     };
