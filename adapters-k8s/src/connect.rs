@@ -8,7 +8,7 @@ use slog::{Logger, info};
 
 use crate::errors::KubeError;
 use crate::runtime::KubeRuntime;
-use crate::settings::KubeSettings;
+use crate::settings::{KubeSettings, PodSecurity};
 
 impl KubeRuntime {
     /// Connects with `Config::infer`: `KUBECONFIG` or `~/.kube/config`, else in-cluster. The
@@ -76,7 +76,8 @@ impl KubeRuntime {
         info!(log.new(slog::o!("component" => "runtime/k8s")), "kubernetes runtime configured";
         "server" => server, "namespace" => runtime.namespace(),
         "request_timeout" => format!("{:?}", settings.request_timeout),
-        "restart_timeout" => format!("{:?}", settings.restart_timeout), "qps" => settings.qps);
+        "restart_timeout" => format!("{:?}", settings.restart_timeout), "qps" => settings.qps,
+        "pod_security" => settings.pod_security.to_string());
         Ok(runtime)
     }
 }
@@ -92,6 +93,12 @@ fn check_settings(settings: &KubeSettings) -> Result<(), KubeError> {
         return Err(KubeError::Setting {
             setting: "ALSY__K8S__RESTART_TIMEOUT",
             problem: "must be greater than zero",
+        });
+    }
+    if let PodSecurity::Restricted { run_as_user: 0, .. } = settings.pod_security {
+        return Err(KubeError::Setting {
+            setting: "ALSY__K8S__RUN_AS_USER",
+            problem: "must not be 0 (root) with ALSY__K8S__POD_SECURITY=restricted",
         });
     }
     Ok(())

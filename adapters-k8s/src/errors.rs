@@ -125,10 +125,16 @@ fn describe(error: &kube::Error) -> String {
             } else {
                 status.message.as_str()
             };
-            if status.reason.is_empty() {
-                format!("HTTP {}: {message}", status.code)
+            let hint = if message.contains("violates PodSecurity") {
+                " (the namespace's Pod Security admission refused the pod; \
+                 ALSY__K8S__POD_SECURITY sets the level alsy's pods are built for)"
             } else {
-                format!("HTTP {} {}: {message}", status.code, status.reason)
+                ""
+            };
+            if status.reason.is_empty() {
+                format!("HTTP {}: {message}{hint}", status.code)
+            } else {
+                format!("HTTP {} {}: {message}{hint}", status.code, status.reason)
             }
         }
         other => {
@@ -201,6 +207,28 @@ mod tests {
                 "{error:?}"
             );
         }
+    }
+
+    #[test]
+    fn a_pod_security_refusal_is_rejected_and_names_the_policy_and_the_setting() {
+        let refusal = CallError::Kube(kube::Error::Api(
+            Status::failure(
+                "pods \"vwap-1\" is forbidden: violates PodSecurity \"restricted:latest\": \
+                 runAsNonRoot != true (pod or container \"algorithm\" must set \
+                 securityContext.runAsNonRoot=true)",
+                "Forbidden",
+            )
+            .with_code(403)
+            .boxed(),
+        ));
+        let error = runtime_error(Some(&pod()), "create", Duration::from_secs(1), refusal);
+        assert!(!error.is_retryable(), "{error}");
+        let text = error.to_string();
+        assert!(
+            text.contains("HTTP 403 Forbidden: pods \"vwap-1\" is forbidden: violates PodSecurity \"restricted:latest\""),
+            "{text}"
+        );
+        assert!(text.contains("ALSY__K8S__POD_SECURITY"), "{text}");
     }
 
     #[test]

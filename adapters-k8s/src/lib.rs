@@ -2,7 +2,8 @@
 //! k8s-openapi.
 //!
 //! [`pod_manifest`] turns a domain `DesiredPod` into the pod README.md shows in "What a pod looks
-//! like" (a pure function); [`KubeRuntime`] lists, creates, deletes and restarts those pods in one
+//! like" (a pure function), meeting the Pod Security Standard of the settings ([`PodSecurity`],
+//! `restricted` by default); [`KubeRuntime`] lists, creates, deletes and restarts those pods in one
 //! namespace, seeing only the ones labelled `app.kubernetes.io/managed-by=alsy`. It depends on the
 //! app and domain crates only; `bin` chooses it with `ALSY__RUNTIME__KIND=kubernetes`.
 
@@ -19,4 +20,4 @@ pub use manifest::{
     MANAGED_SELECTOR, NAME_LABEL, PRIORITY_ANNOTATION, VERSION_LABEL, is_managed, pod_manifest,
 };
 pub use runtime::KubeRuntime;
-pub use settings::KubeSettings;
+pub use settings::{KubeSettings, PodSecurity};

@@ -4,6 +4,8 @@
 use std::collections::BTreeMap;
 
 use alsy_domain::{DesiredPod, ObservedPod, PodName, PodPhase};
+
+use crate::settings::PodSecurity;
 use k8s_openapi::api::core::v1::{
     Capabilities, Container, EnvVar, Pod, PodSecurityContext, PodSpec, ResourceRequirements,
     SeccompProfile, SecurityContext,
@@ -32,9 +34,9 @@ pub const CONTAINER_NAME: &str = "algorithm";
 
 /// The Kubernetes pod for `pod`: one container `algorithm` running the client's image with
 /// requests = limits (Guaranteed QoS), its identity in env, labels and annotation, and a
-/// least-privilege security context that still runs any image (see the README for what is
-/// deliberately not set).
-pub fn pod_manifest(pod: &DesiredPod) -> Pod {
+/// least-privilege security context that passes the Pod Security Standard `security` names (see
+/// the README for what is deliberately not set).
+pub fn pod_manifest(pod: &DesiredPod, security: PodSecurity) -> Pod {
     let labels = BTreeMap::from([
         (MANAGED_BY_LABEL.to_owned(), MANAGED_BY_VALUE.to_owned()),
         (NAME_LABEL.to_owned(), "alsy-algorithm".to_owned()),
@@ -93,16 +95,36 @@ pub fn pod_manifest(pod: &DesiredPod) -> Pod {
             restart_policy: Some("Always".to_owned()),
             // Algorithms have no business with the Kubernetes API.
             automount_service_account_token: Some(false),
-            security_context: Some(PodSecurityContext {
-                seccomp_profile: Some(SeccompProfile {
-                    type_: "RuntimeDefault".to_owned(),
-                    ..SeccompProfile::default()
-                }),
-                ..PodSecurityContext::default()
-            }),
+            security_context: Some(pod_security_context(security)),
             ..PodSpec::default()
         }),
         status: None,
+    }
+}
+
+/// The pod-level security context: the runtime's default seccomp profile, and for `restricted`
+/// a non-root numeric user and group (numeric, so the kubelet can check `runAsNonRoot` whatever
+/// user name the image declares).
+fn pod_security_context(security: PodSecurity) -> PodSecurityContext {
+    let seccomp_profile = Some(SeccompProfile {
+        type_: "RuntimeDefault".to_owned(),
+        ..SeccompProfile::default()
+    });
+    match security {
+        PodSecurity::Restricted {
+            run_as_user,
+            run_as_group,
+        } => PodSecurityContext {
+            run_as_non_root: Some(true),
+            run_as_user: Some(i64::from(run_as_user)),
+            run_as_group: Some(i64::from(run_as_group)),
+            seccomp_profile,
+            ..PodSecurityContext::default()
+        },
+        PodSecurity::Baseline => PodSecurityContext {
+            seccomp_profile,
+            ..PodSecurityContext::default()
+        },
     }
 }
 

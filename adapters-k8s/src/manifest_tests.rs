@@ -20,6 +20,11 @@ fn desired(algorithm: Algorithm, id: i64) -> DesiredPod {
     }
 }
 
+/// The manifest with the default settings: `restricted`.
+fn pod_manifest_of(pod: &DesiredPod) -> Pod {
+    pod_manifest(pod, PodSecurity::default())
+}
+
 fn container(pod: &Pod) -> &Container {
     let spec = pod.spec.as_ref().unwrap();
     assert_eq!(spec.containers.len(), 1, "exactly one container");
@@ -35,7 +40,7 @@ fn string_map(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
 
 #[test]
 fn the_pod_is_named_after_its_algorithm_and_client_and_carries_alsys_labels() {
-    let pod = pod_manifest(&desired(Algorithm::Vwap, 7));
+    let pod = pod_manifest_of(&desired(Algorithm::Vwap, 7));
     assert_eq!(pod.metadata.name.as_deref(), Some("vwap-7"));
     assert_eq!(pod.metadata.namespace, None, "the Api sets the namespace");
     assert_eq!(
@@ -57,7 +62,7 @@ fn the_pod_is_named_after_its_algorithm_and_client_and_carries_alsys_labels() {
 
 #[test]
 fn one_container_named_algorithm_runs_the_clients_image() {
-    let pod = pod_manifest(&desired(Algorithm::Twap, 1));
+    let pod = pod_manifest_of(&desired(Algorithm::Twap, 1));
     let container = container(&pod);
     assert_eq!(container.name, "algorithm");
     assert_eq!(
@@ -69,7 +74,7 @@ fn one_container_named_algorithm_runs_the_clients_image() {
 
 #[test]
 fn requests_equal_limits_from_the_clients_cpu_and_mem() {
-    let pod = pod_manifest(&desired(Algorithm::Vwap, 1));
+    let pod = pod_manifest_of(&desired(Algorithm::Vwap, 1));
     let resources = container(&pod).resources.as_ref().unwrap();
     let expected = BTreeMap::from([
         ("cpu".to_owned(), Quantity("500m".to_owned())),
@@ -81,7 +86,7 @@ fn requests_equal_limits_from_the_clients_cpu_and_mem() {
 
 #[test]
 fn env_names_the_algorithm_the_client_and_its_version() {
-    let pod = pod_manifest(&desired(Algorithm::Hft, 42));
+    let pod = pod_manifest_of(&desired(Algorithm::Hft, 42));
     let env: Vec<(&str, Option<&str>)> = container(&pod)
         .env
         .as_ref()
@@ -104,7 +109,7 @@ fn env_names_the_algorithm_the_client_and_its_version() {
 
 #[test]
 fn the_pod_restarts_always_and_runs_with_least_privilege() {
-    let pod = pod_manifest(&desired(Algorithm::Vwap, 1));
+    let pod = pod_manifest_of(&desired(Algorithm::Vwap, 1));
     let spec = pod.spec.as_ref().unwrap();
     assert_eq!(spec.restart_policy.as_deref(), Some("Always"));
     assert_eq!(spec.automount_service_account_token, Some(false));
@@ -123,14 +128,55 @@ fn the_pod_restarts_always_and_runs_with_least_privilege() {
     );
     assert_eq!(security.capabilities.as_ref().unwrap().add, None);
     assert_eq!(security.privileged, None);
-    // Deliberately unset: arbitrary client images may run as root or write to their filesystem.
-    assert_eq!(security.run_as_non_root, None);
+    // Deliberately unset: many programs write to /tmp.
     assert_eq!(security.read_only_root_filesystem, None);
 }
 
 #[test]
+fn by_default_the_pod_meets_pod_security_restricted_as_a_numeric_non_root_user() {
+    let pod = pod_manifest_of(&desired(Algorithm::Vwap, 1));
+    let context = pod.spec.unwrap().security_context.unwrap();
+    assert_eq!(context.run_as_non_root, Some(true));
+    assert_eq!(context.run_as_user, Some(65532));
+    assert_eq!(context.run_as_group, Some(65532));
+
+    let chosen = PodSecurity::Restricted {
+        run_as_user: 1000,
+        run_as_group: 3000,
+    };
+    let context = pod_manifest(&desired(Algorithm::Vwap, 1), chosen)
+        .spec
+        .unwrap()
+        .security_context
+        .unwrap();
+    assert_eq!(
+        (context.run_as_user, context.run_as_group),
+        (Some(1000), Some(3000))
+    );
+}
+
+#[test]
+fn baseline_pods_run_as_the_images_user_with_the_rest_of_the_least_privilege_context() {
+    let pod = pod_manifest(&desired(Algorithm::Vwap, 1), PodSecurity::Baseline);
+    let context = pod.spec.as_ref().unwrap().security_context.clone().unwrap();
+    assert_eq!(context.run_as_non_root, None);
+    assert_eq!(context.run_as_user, None);
+    assert_eq!(context.run_as_group, None);
+    assert_eq!(
+        context.seccomp_profile.map(|s| s.type_),
+        Some("RuntimeDefault".to_owned())
+    );
+    let security = container(&pod).security_context.as_ref().unwrap();
+    assert_eq!(security.allow_privilege_escalation, Some(false));
+    assert_eq!(
+        security.capabilities.as_ref().unwrap().drop,
+        Some(vec!["ALL".to_owned()])
+    );
+}
+
+#[test]
 fn the_pod_serializes_to_exactly_the_fields_the_api_expects() {
-    let pod = pod_manifest(&desired(Algorithm::Vwap, 7));
+    let pod = pod_manifest_of(&desired(Algorithm::Vwap, 7));
     let expected = json!({
         "apiVersion": "v1",
         "kind": "Pod",
@@ -148,7 +194,12 @@ fn the_pod_serializes_to_exactly_the_fields_the_api_expects() {
         "spec": {
             "automountServiceAccountToken": false,
             "restartPolicy": "Always",
-            "securityContext": {"seccompProfile": {"type": "RuntimeDefault"}},
+            "securityContext": {
+                "runAsNonRoot": true,
+                "runAsUser": 65532,
+                "runAsGroup": 65532,
+                "seccompProfile": {"type": "RuntimeDefault"}
+            },
             "containers": [{
                 "name": "algorithm",
                 "image": "registry.example.com/algos/vwap:1.4.2",
@@ -186,7 +237,7 @@ fn label_values_are_valid_for_every_algorithm_and_extreme_ids() {
     for algorithm in Algorithm::ALL {
         let mut pod = desired(algorithm, i64::MAX);
         pod.version = Version::parse(i32::MAX.into()).unwrap();
-        let manifest = pod_manifest(&pod);
+        let manifest = pod_manifest_of(&pod);
         for (key, value) in manifest.metadata.labels.unwrap() {
             assert!(valid_value(&value), "{key}={value}");
         }
@@ -197,7 +248,7 @@ fn label_values_are_valid_for_every_algorithm_and_extreme_ids() {
 fn the_priority_annotation_keeps_the_number_exactly() {
     let mut pod = desired(Algorithm::Vwap, 1);
     pod.priority = Priority::parse(0.1).unwrap();
-    let annotations = pod_manifest(&pod).metadata.annotations.unwrap();
+    let annotations = pod_manifest_of(&pod).metadata.annotations.unwrap();
     let raw = &annotations["alsy.io/priority"];
     assert_eq!(raw.parse::<f64>().unwrap(), 0.1);
 }

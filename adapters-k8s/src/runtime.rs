@@ -20,7 +20,7 @@ use tokio::time::Instant;
 use crate::errors::{CallError, runtime_error};
 use crate::manifest::{MANAGED_SELECTOR, Unobservable, observe, pod_manifest};
 use crate::rate_limit::RateLimiter;
-use crate::settings::KubeSettings;
+use crate::settings::{KubeSettings, PodSecurity};
 
 /// Pods per list page: bounds the size of one answer when thousands of pods run.
 const LIST_PAGE: u32 = 500;
@@ -36,6 +36,7 @@ pub struct KubeRuntime {
     namespace: String,
     request_timeout: Duration,
     restart_timeout: Duration,
+    pod_security: PodSecurity,
     limiter: Option<Arc<RateLimiter>>,
     log: Logger,
 }
@@ -55,6 +56,7 @@ impl KubeRuntime {
             namespace,
             request_timeout: settings.request_timeout,
             restart_timeout: settings.restart_timeout,
+            pod_security: settings.pod_security,
             limiter: RateLimiter::new(settings.qps).map(Arc::new),
         }
     }
@@ -172,7 +174,7 @@ impl PodRuntime for KubeRuntime {
     }
 
     async fn create(&self, pod: &DesiredPod) -> Result<(), RuntimeError> {
-        let manifest = pod_manifest(pod);
+        let manifest = pod_manifest(pod, self.pod_security);
         match self
             .call(self.pods.create(&PostParams::default(), &manifest))
             .await

@@ -16,6 +16,53 @@ pub struct KubeSettings {
     /// Client-side rate limit in requests per second, with bursts of up to one second's worth
     /// (`ALSY__K8S__QPS`, default 50); 0 turns it off.
     pub qps: u32,
+    /// The Pod Security Standard the algorithm pods are built to pass
+    /// (`ALSY__K8S__POD_SECURITY`, default `restricted`).
+    pub pod_security: PodSecurity,
+}
+
+/// The Pod Security Standard alsy's algorithm pods meet. Both levels drop every capability,
+/// forbid privilege escalation and use the runtime's default seccomp profile.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PodSecurity {
+    /// `restricted`: also `runAsNonRoot`, as this numeric user and group
+    /// (`ALSY__K8S__RUN_AS_USER`, `ALSY__K8S__RUN_AS_GROUP`, default 65532, the non-root user of
+    /// distroless images). Admitted by namespaces that enforce `restricted`.
+    Restricted {
+        /// The uid every container runs as; never 0.
+        run_as_user: u32,
+        /// The primary gid.
+        run_as_group: u32,
+    },
+    /// `baseline`: the image's own user, root included, for algorithm images that need it.
+    /// A namespace that enforces `restricted` refuses these pods.
+    Baseline,
+}
+
+impl PodSecurity {
+    /// The default user and group of [`PodSecurity::Restricted`].
+    pub const DEFAULT_ID: u32 = 65532;
+}
+
+impl std::fmt::Display for PodSecurity {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            PodSecurity::Restricted {
+                run_as_user,
+                run_as_group,
+            } => write!(f, "restricted (uid {run_as_user}, gid {run_as_group})"),
+            PodSecurity::Baseline => f.write_str("baseline"),
+        }
+    }
+}
+
+impl Default for PodSecurity {
+    fn default() -> Self {
+        PodSecurity::Restricted {
+            run_as_user: PodSecurity::DEFAULT_ID,
+            run_as_group: PodSecurity::DEFAULT_ID,
+        }
+    }
 }
 
 impl Default for KubeSettings {
@@ -25,6 +72,7 @@ impl Default for KubeSettings {
             request_timeout: Duration::from_secs(10),
             restart_timeout: Duration::from_secs(60),
             qps: 50,
+            pod_security: PodSecurity::default(),
         }
     }
 }

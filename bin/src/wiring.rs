@@ -5,12 +5,12 @@
 use std::sync::Arc;
 
 use alsy_app::{ClientRepository, PassLock, PodRuntime};
-use alsy_k8s::{KubeRuntime, KubeSettings};
+use alsy_k8s::{KubeRuntime, KubeSettings, PodSecurity};
 use alsy_postgres::{PostgresRepository, PostgresSettings};
 use anyhow::Context;
 use slog::Logger;
 
-use crate::config::{K8sConfig, StorageSettings};
+use crate::config::{K8sConfig, PodSecurityLevel, StorageSettings};
 
 /// The adapter's settings from `ALSY__STORAGE__*`.
 pub(crate) fn postgres_settings(storage: &StorageSettings) -> PostgresSettings {
@@ -33,6 +33,13 @@ pub(crate) fn kube_settings(k8s: &K8sConfig) -> KubeSettings {
         request_timeout: k8s.request_timeout,
         restart_timeout: k8s.restart_timeout,
         qps: k8s.qps,
+        pod_security: match k8s.pod_security {
+            PodSecurityLevel::Restricted => PodSecurity::Restricted {
+                run_as_user: k8s.run_as_user,
+                run_as_group: k8s.run_as_group,
+            },
+            PodSecurityLevel::Baseline => PodSecurity::Baseline,
+        },
     }
 }
 

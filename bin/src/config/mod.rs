@@ -15,8 +15,8 @@ use std::fmt;
 
 pub use cli::Command;
 pub use settings::{
-    HttpConfig, K8sConfig, LogFormat, LogLevel, LogSettings, RuntimeKind, RuntimeSettings,
-    Settings, StorageKind, StorageSettings, SyncSettings,
+    HttpConfig, K8sConfig, LogFormat, LogLevel, LogSettings, PodSecurityLevel, RuntimeKind,
+    RuntimeSettings, Settings, StorageKind, StorageSettings, SyncSettings,
 };
 pub use sources::setting_names;
 pub use values::redact_url;

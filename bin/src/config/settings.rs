@@ -112,6 +112,21 @@ pub struct K8sConfig {
     pub restart_timeout: Duration,
     /// API requests per second; 0 for no limit.
     pub qps: u32,
+    /// The Pod Security Standard the algorithm pods are built for.
+    pub pod_security: PodSecurityLevel,
+    /// The uid of the algorithm containers under `restricted` (never 0).
+    pub run_as_user: u32,
+    /// Their gid under `restricted`.
+    pub run_as_group: u32,
+}
+
+/// `ALSY__K8S__POD_SECURITY`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PodSecurityLevel {
+    /// Non-root, numeric uid and gid: admitted where `restricted` is enforced.
+    Restricted,
+    /// The image's own user, root included.
+    Baseline,
 }
 
 /// How much is logged.
@@ -186,6 +201,9 @@ impl Default for Settings {
                 request_timeout: secs(10),
                 restart_timeout: secs(60),
                 qps: 50,
+                pod_security: PodSecurityLevel::Restricted,
+                run_as_user: 65532,
+                run_as_group: 65532,
             },
             log: LogSettings {
                 level: LogLevel::Info,
@@ -257,6 +275,10 @@ impl Settings {
             ("critical", LogLevel::Critical),
         ];
         let formats = [("json", LogFormat::Json), ("text", LogFormat::Text)];
+        let pod_security_levels = [
+            ("restricted", PodSecurityLevel::Restricted),
+            ("baseline", PodSecurityLevel::Baseline),
+        ];
 
         let interval = r.duration("sync.interval", Zero::Refused);
         let debounce = r.duration("sync.debounce", Zero::Allowed);
@@ -296,6 +318,12 @@ impl Settings {
         let request_timeout = r.duration("k8s.request_timeout", Zero::Refused);
         let restart_timeout = r.duration("k8s.restart_timeout", Zero::Refused);
         let qps = r.read("k8s.qps", |t| values::count(t, 0, 100_000));
+        let pod_security = r.read("k8s.pod_security", |t| {
+            values::one_of(t, &pod_security_levels)
+        });
+        // Kubernetes takes ids up to 2^31 - 1; uid 0 is root, which `restricted` refuses.
+        let run_as_user = r.read("k8s.run_as_user", |t| values::count(t, 1, i32::MAX as u32));
+        let run_as_group = r.read("k8s.run_as_group", |t| values::count(t, 0, i32::MAX as u32));
         let level = r.read("log.level", |t| values::one_of(t, &levels));
         let format = r.read("log.format", |t| values::one_of(t, &formats));
 
@@ -343,6 +371,9 @@ impl Settings {
                 request_timeout: request_timeout?,
                 restart_timeout: restart_timeout?,
                 qps: qps?,
+                pod_security: pod_security?,
+                run_as_user: run_as_user?,
+                run_as_group: run_as_group?,
             },
             log: LogSettings {
                 level: level?,
@@ -397,6 +428,12 @@ impl Settings {
             ("k8s.request_timeout", d(self.k8s.request_timeout)),
             ("k8s.restart_timeout", d(self.k8s.restart_timeout)),
             ("k8s.qps", self.k8s.qps.to_string()),
+            (
+                "k8s.pod_security",
+                format!("{:?}", self.k8s.pod_security).to_lowercase(),
+            ),
+            ("k8s.run_as_user", self.k8s.run_as_user.to_string()),
+            ("k8s.run_as_group", self.k8s.run_as_group.to_string()),
             ("log.level", format!("{:?}", self.log.level).to_lowercase()),
             (
                 "log.format",

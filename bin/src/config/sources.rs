@@ -149,6 +149,21 @@ pub(crate) const DEFS: &[Def] = &[
         "Kubernetes API requests per second; 0 for no limit",
     ),
     def(
+        "k8s.pod_security",
+        Some("restricted"),
+        "Pod Security Standard of the algorithm pods: restricted, or baseline for images that must run as root",
+    ),
+    def(
+        "k8s.run_as_user",
+        Some("65532"),
+        "uid of the algorithm containers under restricted (not 0)",
+    ),
+    def(
+        "k8s.run_as_group",
+        Some("65532"),
+        "gid of the algorithm containers under restricted",
+    ),
+    def(
         "log.level",
         Some("info"),
         "trace, debug, info, warn, error or critical",

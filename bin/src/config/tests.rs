@@ -78,12 +78,15 @@ fn setting_names_lists_every_env_variable() {
         "ALSY__K8S__REQUEST_TIMEOUT",
         "ALSY__K8S__RESTART_TIMEOUT",
         "ALSY__K8S__QPS",
+        "ALSY__K8S__POD_SECURITY",
+        "ALSY__K8S__RUN_AS_USER",
+        "ALSY__K8S__RUN_AS_GROUP",
         "ALSY__LOG__LEVEL",
         "ALSY__LOG__FORMAT",
     ] {
         assert!(names.contains(&name.to_owned()), "{name}");
     }
-    assert_eq!(names.len(), 25);
+    assert_eq!(names.len(), 28);
 }
 
 #[test]
@@ -113,6 +116,9 @@ fn every_setting_is_read_from_its_env_variable() {
             ("ALSY__K8S__REQUEST_TIMEOUT", "5s"),
             ("ALSY__K8S__RESTART_TIMEOUT", "6s"),
             ("ALSY__K8S__QPS", "0"),
+            ("ALSY__K8S__POD_SECURITY", "Baseline"),
+            ("ALSY__K8S__RUN_AS_USER", "1000"),
+            ("ALSY__K8S__RUN_AS_GROUP", "0"),
             ("ALSY__LOG__LEVEL", "debug"),
             ("ALSY__LOG__FORMAT", "text"),
         ],
@@ -136,6 +142,11 @@ fn every_setting_is_read_from_its_env_variable() {
     assert_eq!(settings.k8s.namespace.as_deref(), Some("trading"));
     assert_eq!(settings.k8s.restart_timeout, s(6));
     assert_eq!(settings.k8s.qps, 0);
+    assert_eq!(settings.k8s.pod_security, PodSecurityLevel::Baseline);
+    assert_eq!(
+        (settings.k8s.run_as_user, settings.k8s.run_as_group),
+        (1000, 0)
+    );
     assert_eq!(settings.log.level, LogLevel::Debug);
     assert_eq!(settings.log.format, LogFormat::Text);
 }
@@ -259,6 +270,16 @@ fn a_bad_url_is_reported_without_its_password() {
 #[test]
 fn the_settings_of_adapters_not_in_use_are_checked_too() {
     assert_eq!(problems(&[], &[("ALSY__K8S__NAMESPACE", "Prod")]).len(), 1);
+    for (name, value) in [
+        ("ALSY__K8S__POD_SECURITY", "privileged"),
+        ("ALSY__K8S__RUN_AS_USER", "0"),
+        ("ALSY__K8S__RUN_AS_USER", "nobody"),
+        ("ALSY__K8S__RUN_AS_GROUP", "2147483648"),
+    ] {
+        let found = problems(&[], &[(name, value)]);
+        assert_eq!(found.len(), 1, "{name}={value}: {found:?}");
+        assert!(found[0].contains(name), "{found:?}");
+    }
     assert_eq!(
         problems(&[], &[("ALSY__STORAGE__READ_TIMEOUT", "0")]).len(),
         1

@@ -92,6 +92,7 @@ pub fn test_settings() -> KubeSettings {
         request_timeout: Duration::from_secs(2),
         restart_timeout: Duration::from_secs(5),
         qps: 0,
+        ..KubeSettings::default()
     }
 }
 

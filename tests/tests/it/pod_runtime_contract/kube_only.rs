@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use alsy_app::{PodRuntime, RuntimeError};
 use alsy_domain::{Algorithm, PodName};
-use alsy_k8s::{KubeRuntime, KubeSettings};
+use alsy_k8s::{KubeRuntime, KubeSettings, PodSecurity};
 use alsy_tests::fixtures::eventually;
 use alsy_tests::kube_server::{Fault, KubeServer, Verb};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
@@ -269,11 +269,13 @@ async fn list_filters_foreign_pods_even_when_the_server_ignores_the_selector() {
 async fn list_reads_every_page_of_a_large_namespace_and_skips_bad_names() {
     let kube = Kube::start().await;
     for id in 1..=1203 {
-        kube.server
-            .insert_pod(NS, alsy_k8s::pod_manifest(&desired(Algorithm::Vwap, id)));
+        kube.server.insert_pod(
+            NS,
+            alsy_k8s::pod_manifest(&desired(Algorithm::Vwap, id), PodSecurity::default()),
+        );
     }
     // Managed, but named as a DNS subdomain, which no PodName can hold.
-    let mut dotted = alsy_k8s::pod_manifest(&desired(Algorithm::Hft, 1));
+    let mut dotted = alsy_k8s::pod_manifest(&desired(Algorithm::Hft, 1), PodSecurity::default());
     dotted.metadata = ObjectMeta {
         name: Some("hft.1".into()),
         ..dotted.metadata
