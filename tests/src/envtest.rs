@@ -45,6 +45,7 @@ pub struct AuditEvent {
     /// `get`, `list`, `watch`, `create`, `delete`, `patch`, …
     pub verb: String,
     /// The path and query as sent.
+    #[serde(rename = "requestURI")]
     pub request_uri: String,
     /// Who sent it.
     pub user: AuditUser,

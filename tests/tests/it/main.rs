@@ -7,6 +7,8 @@ mod doc_references;
 mod envtest_harness;
 mod http_api;
 mod k8s_real_cluster;
+mod kube_pod_security;
+mod kube_rbac;
 mod kube_scenario;
 mod pod_runtime_contract;
 mod postgres_faults;
