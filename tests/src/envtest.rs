@@ -28,12 +28,19 @@ pub use kubelet::{NODE_NAME, StandInKubelet};
 
 use crate::fixtures::skip_unless_ci;
 
+/// The user the tests' own requests (and the stand-in kubelet's) come from.
+pub const ADMIN_USER: &str = "alsy-test-admin";
+/// The user of [`Envtest::write_alsy_kubeconfig`]: alsy under test, with every permission, and
+/// told apart from the test in the audit log.
+pub const ALSY_USER: &str = "alsy-under-test";
+
 /// The API server of this test run.
 #[derive(Debug)]
 pub struct Envtest {
     url: String,
     ca: PathBuf,
     admin_token: String,
+    alsy_token: String,
     audit_log: PathBuf,
     dir: PathBuf,
 }
@@ -135,9 +142,9 @@ impl Envtest {
         )
     }
 
-    /// Writes [`Envtest::kubeconfig`] for the admin user (`system:masters`) to a fresh file.
-    pub fn write_admin_kubeconfig(&self, namespace: &str) -> PathBuf {
-        self.write_kubeconfig(namespace, &self.admin_token)
+    /// Writes [`Envtest::kubeconfig`] for [`ALSY_USER`] (in `system:masters`) to a fresh file.
+    pub fn write_alsy_kubeconfig(&self, namespace: &str) -> PathBuf {
+        self.write_kubeconfig(namespace, &self.alsy_token)
     }
 
     /// Writes [`Envtest::kubeconfig`] for `token` to a fresh file in the run's folder.

@@ -11,8 +11,8 @@ use k8s_openapi::api::core::v1::Namespace;
 use kube::Api;
 use tokio::time::Instant;
 
-use super::Envtest;
 use super::processes::{is_alive, spawn_for_the_run};
+use super::{ADMIN_USER, ALSY_USER, Envtest};
 
 /// A cold start on a busy machine takes far longer than the 3 s it takes on an idle one.
 const START_DEADLINE: Duration = Duration::from_secs(120);
@@ -35,10 +35,13 @@ pub(super) async fn start(assets: &Path) -> Result<Envtest, String> {
     let key = rcgen::KeyPair::generate().map_err(|e| format!("service-account key: {e}"))?;
     let private_key = write("sa.key", &key.serialize_pem())?;
     let public_key = write("sa.pub", &key.public_key_pem())?;
-    let admin_token = random_token();
+    let (admin_token, alsy_token) = (random_token(), random_token());
     let tokens = write(
         "tokens.csv",
-        &format!("{admin_token},alsy-test-admin,alsy-test-admin,system:masters\n"),
+        &format!(
+            "{admin_token},{ADMIN_USER},{ADMIN_USER},system:masters\n\
+             {alsy_token},{ALSY_USER},{ALSY_USER},system:masters\n"
+        ),
     )?;
     let audit_policy = write("audit-policy.yaml", AUDIT_POLICY)?;
     let audit_log = dir.join("audit.log");
@@ -87,6 +90,7 @@ pub(super) async fn start(assets: &Path) -> Result<Envtest, String> {
         url: format!("https://127.0.0.1:{api_port}"),
         ca: dir.join("certs").join("apiserver.crt"),
         admin_token,
+        alsy_token,
         audit_log,
         dir,
     };

@@ -21,7 +21,7 @@ async fn alsy_in(envtest: &Envtest, level: &str, env: &[(&str, &str)]) -> (TestA
     let namespace = envtest
         .namespace(&format!("psa-{level}"), &[(ENFORCE, level)])
         .await;
-    let mut builder = TestApp::builder().kubernetes(&envtest.write_admin_kubeconfig(&namespace));
+    let mut builder = TestApp::builder().kubernetes(&envtest.write_alsy_kubeconfig(&namespace));
     for (key, value) in env {
         builder = builder.env(key, value);
     }

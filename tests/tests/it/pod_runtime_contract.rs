@@ -145,11 +145,7 @@ impl RealApiServer {
         let namespace = envtest.namespace("contract", &[]).await;
         let client = envtest.client().await;
         let kubelet = StandInKubelet::start(client.clone(), &namespace, Duration::ZERO);
-        let runtime = connect(
-            &envtest.write_admin_kubeconfig(&namespace),
-            &test_settings(),
-        )
-        .await;
+        let runtime = connect(&envtest.write_alsy_kubeconfig(&namespace), &test_settings()).await;
         let pods = Api::namespaced(client, &namespace);
         Some(RealApiServer {
             runtime,
