@@ -102,20 +102,26 @@ impl Envtest {
     /// `KUBEBUILDER_ASSETS` does not name a folder holding `etcd` and `kube-apiserver`; with
     /// `CI=true` that panics instead. Panics if the binaries are there but do not start.
     pub async fn shared() -> Option<&'static Envtest> {
-        let assets = match assets() {
-            Ok(assets) => assets,
-            Err(reason) => {
-                skip_unless_ci(&reason);
-                return None;
-            }
-        };
+        if let Err(reason) = assets() {
+            skip_unless_ci(&reason);
+            return None;
+        }
+        match Envtest::try_shared().await {
+            Ok(envtest) => Some(envtest),
+            Err(problem) => panic!("{problem}"),
+        }
+    }
+
+    /// Like [`Envtest::shared`], for a program that is not a test (the bench): says why when
+    /// there is no API server.
+    pub async fn try_shared() -> Result<&'static Envtest, String> {
+        let assets = assets()?;
         let started = SHARED
             .get_or_init(|| async { start::start(&assets).await })
             .await;
-        match started {
-            Ok(envtest) => Some(envtest),
-            Err(problem) => panic!("the envtest API server did not start: {problem}"),
-        }
+        started
+            .as_ref()
+            .map_err(|problem| format!("the envtest API server did not start: {problem}"))
     }
 
     /// `https://127.0.0.1:PORT`.

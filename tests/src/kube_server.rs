@@ -3,10 +3,17 @@
 //! status codes and `metav1.Status` bodies, so kube's error helpers see what a cluster sends.
 //!
 //! Tests seed it (pods without alsy's label, a phase), slow it down, inject failures for the next
-//! N requests of a verb on a pod, make deleted pods linger while terminating, and read back every
-//! request it received. `write_kubeconfig` points kube (or the alsy binary) at it.
+//! N requests of a verb on a pod, make deleted pods linger while terminating, make a namespace
+//! enforce Pod Security `restricted`, and read back every request it received.
+//! `write_kubeconfig` points kube (or the alsy binary) at it.
+//!
+//! Like a cluster with a scheduler, it binds every pod to a node as it is created; like the real
+//! API server, it deletes a finished (`Failed`, `Succeeded`) pod at once whatever the grace period,
+//! honours a uid precondition on delete (409 `Conflict`), and answers an immediate delete with the
+//! pod, its `deletionTimestamp` set.
 
 mod http;
+mod pod_security;
 mod selector;
 mod store;
 mod validate;
@@ -146,6 +153,13 @@ impl KubeServer {
     /// (zero, the default: they go at once). A `gracePeriodSeconds` in the request wins.
     pub fn set_termination_grace(&self, grace: Duration) {
         lock(&self.shared).grace = grace;
+    }
+
+    /// Makes `namespace` enforce Pod Security `restricted`, as the label
+    /// `pod-security.kubernetes.io/enforce=restricted` does: a create that breaks it is 403
+    /// `Forbidden` with the admission plugin's message.
+    pub fn enforce_restricted(&self, namespace: &str) {
+        lock(&self.shared).restricted.insert(namespace.to_owned());
     }
 
     /// Makes list answer every pod of the namespace whatever the label selector says, as a

@@ -10,6 +10,7 @@ use k8s_openapi::jiff::{SignedDuration, Timestamp};
 use serde_json::{Value, json};
 use tokio::time::Instant;
 
+use super::pod_security::restricted_violations;
 use super::selector::Selector;
 use super::validate::{Refusal, pod_for_create};
 use super::{Fault, RecordedRequest, Verb};
@@ -35,7 +36,11 @@ impl Answer {
 
 /// A `metav1.Status` failure with the reason the API server uses for `code`.
 pub(crate) fn status(code: u16, message: String, name: Option<&str>) -> Answer {
-    let reason = match code {
+    status_because(code, reason_for(code), message, name)
+}
+
+fn reason_for(code: u16) -> &'static str {
+    match code {
         400 => "BadRequest",
         401 => "Unauthorized",
         403 => "Forbidden",
@@ -48,7 +53,11 @@ pub(crate) fn status(code: u16, message: String, name: Option<&str>) -> Answer {
         503 => "ServiceUnavailable",
         504 => "Timeout",
         _ => "InternalError",
-    };
+    }
+}
+
+/// A `metav1.Status` failure with `reason` (409 is `Conflict` for a failed precondition, say).
+fn status_because(code: u16, reason: &str, message: String, name: Option<&str>) -> Answer {
     let mut body = json!({
         "kind": "Status", "apiVersion": "v1", "metadata": {},
         "status": "Failure", "message": message, "reason": reason, "code": code,
@@ -79,6 +88,9 @@ pub(crate) fn injected(code: u16, pod: Option<&str>) -> Answer {
     status(code, message, pod)
 }
 
+/// The node every pod of the test server is scheduled on.
+const NODE_NAME: &str = "alsy-test-node";
+
 struct Stored {
     pod: Pod,
     /// Set once deleted with a grace period: the pod lingers, terminating, until then.
@@ -101,6 +113,8 @@ pub(crate) struct Store {
     pub(crate) created_phase: String,
     pub(crate) grace: Duration,
     pub(crate) ignore_selector: bool,
+    /// Namespaces labelled `pod-security.kubernetes.io/enforce=restricted`.
+    pub(crate) restricted: std::collections::BTreeSet<String>,
     next_uid: u64,
     resource_version: u64,
 }
@@ -115,6 +129,7 @@ impl Store {
             created_phase: "Pending".into(),
             grace: Duration::ZERO,
             ignore_selector: false,
+            restricted: Default::default(),
             next_uid: 0,
             resource_version: 1000,
         }
@@ -150,9 +165,13 @@ impl Store {
         self.resource_version.to_string()
     }
 
-    /// Stores `pod` as if created: uid, creation time, resource version, namespace, phase.
+    /// Stores `pod` as if created and scheduled at once: uid, creation time, resource version,
+    /// namespace, a node, phase.
     pub(crate) fn admit(&mut self, namespace: &str, mut pod: Pod) -> Pod {
         self.next_uid += 1;
+        if let Some(spec) = pod.spec.as_mut() {
+            spec.node_name.get_or_insert_with(|| NODE_NAME.to_owned());
+        }
         let meta = &mut pod.metadata;
         meta.uid = Some(format!("00000000-0000-4000-8000-{:012x}", self.next_uid));
         meta.namespace = Some(namespace.to_owned());
@@ -268,6 +287,14 @@ impl Store {
             }
         };
         let name = pod.metadata.name.clone().unwrap_or_default();
+        if self.restricted.contains(namespace)
+            && let Some(violations) = restricted_violations(&pod)
+        {
+            let message = format!(
+                "pods \"{name}\" is forbidden: violates PodSecurity \"restricted:latest\": {violations}"
+            );
+            return status(403, message, Some(&name));
+        }
         if self
             .pods
             .contains_key(&(namespace.to_owned(), name.clone()))
@@ -281,21 +308,40 @@ impl Store {
         Answer::ok(201, self.admit(namespace, pod))
     }
 
-    /// Deletes with the server's grace period, or `gracePeriodSeconds` from DeleteOptions.
+    /// Deletes with the server's grace period, or `gracePeriodSeconds` from DeleteOptions; at
+    /// once for a pod that has finished (`Failed`, `Succeeded`), as the API server does. A uid
+    /// precondition that does not match is 409 `Conflict`.
     pub(crate) fn delete(&mut self, namespace: &str, name: &str, body: &[u8]) -> Answer {
         self.purge();
-        let grace = serde_json::from_slice::<Value>(body)
-            .ok()
-            .and_then(|options| options.get("gracePeriodSeconds")?.as_u64())
+        let options = serde_json::from_slice::<Value>(body).unwrap_or(Value::Null);
+        let grace = options
+            .get("gracePeriodSeconds")
+            .and_then(Value::as_u64)
             .map_or(self.grace, Duration::from_secs);
+        let expected_uid = options
+            .pointer("/preconditions/uid")
+            .and_then(Value::as_str);
         let version = self.bump();
         let key = (namespace.to_owned(), name.to_owned());
         let Some(stored) = self.pods.get_mut(&key) else {
             return status(404, format!("pods \"{name}\" not found"), Some(name));
         };
-        if grace.is_zero() {
+        let uid = stored.pod.metadata.uid.clone().unwrap_or_default();
+        if let Some(expected) = expected_uid.filter(|expected| *expected != uid) {
+            let message = format!(
+                "Operation cannot be fulfilled on Pod \"{name}\": the UID in the precondition \
+                 ({expected}) does not match the UID in record ({uid}). The object might have \
+                 been deleted and then recreated"
+            );
+            return status_because(409, "Conflict", message, Some(name));
+        }
+        let phase = stored.pod.status.as_ref().and_then(|s| s.phase.as_deref());
+        let finished = matches!(phase, Some("Failed" | "Succeeded"));
+        if grace.is_zero() || finished {
             let mut pod = self.pods.remove(&key).map(|s| s.pod).unwrap_or_default();
             pod.metadata.resource_version = Some(version);
+            pod.metadata.deletion_timestamp = Some(Time(Timestamp::now()));
+            pod.metadata.deletion_grace_period_seconds = Some(0);
             return Answer::ok(200, pod);
         }
         if stored.gone_at.is_none() {

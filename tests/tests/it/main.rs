@@ -10,6 +10,7 @@ mod k8s_real_cluster;
 mod kube_pod_security;
 mod kube_rbac;
 mod kube_scenario;
+mod kube_server_parity;
 mod pod_runtime_contract;
 mod postgres_faults;
 mod postgres_service;

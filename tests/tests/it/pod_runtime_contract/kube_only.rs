@@ -352,3 +352,47 @@ async fn the_namespace_comes_from_the_kubeconfig_unless_the_settings_name_one() 
     assert_eq!(runtime.namespace(), "trading");
     assert!(runtime.list().await.unwrap().is_empty());
 }
+
+#[tokio::test]
+async fn a_pod_refused_by_pod_security_is_rejected_naming_the_policy_and_the_setting() {
+    let kube = Kube::start_with(KubeSettings {
+        pod_security: PodSecurity::Baseline,
+        ..test_settings()
+    })
+    .await;
+    kube.server.enforce_restricted(NS);
+    let error = kube
+        .runtime
+        .create(&desired(Algorithm::Vwap, 1))
+        .await
+        .unwrap_err();
+    assert!(!error.is_retryable(), "{error}");
+    let text = error.to_string();
+    assert!(
+        text.contains("HTTP 403 Forbidden")
+            && text.contains("violates PodSecurity \"restricted:latest\": runAsNonRoot != true")
+            && text.contains("ALSY__K8S__POD_SECURITY"),
+        "{text}"
+    );
+    // The default pods pass.
+    let restricted = connect(&kube.server.write_kubeconfig(NS), &test_settings()).await;
+    restricted
+        .create(&desired(Algorithm::Vwap, 1))
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn restarting_a_failed_pod_does_not_wait_for_a_grace_period() {
+    // The API server deletes a finished pod at once, whatever the grace period.
+    let kube = Kube::start().await;
+    kube.server.set_termination_grace(Duration::from_secs(3600));
+    let pod = desired(Algorithm::Hft, 3);
+    kube.runtime.create(&pod).await.unwrap();
+    let before = kube.server.pod(NS, "hft-3").unwrap().metadata.uid;
+    assert!(kube.server.set_phase(NS, "hft-3", "Failed"));
+    kube.runtime.restart(&pod).await.unwrap();
+    let after = kube.server.pod(NS, "hft-3").unwrap();
+    assert_ne!(after.metadata.uid, before);
+    assert!(after.metadata.deletion_timestamp.is_none());
+}
