@@ -1,5 +1,5 @@
-//! Starting etcd and kube-apiserver once per test run, with the flags of
-//! `../shared/envtest/README.md`: free loopback ports, a token file with one admin token, RBAC,
+//! Starting etcd and kube-apiserver once per test run, with the flags envtest uses: free loopback
+//! ports, a token file with one admin token, RBAC,
 //! a service-account signing key made here (for the TokenRequest API), an audit log of every
 //! request, and the ServiceAccount admission plugin off (it would want token controllers).
 
