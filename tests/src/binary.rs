@@ -6,8 +6,9 @@ use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 
-/// The built `alsy` binary: the release build (what `.ci/run` and the Dockerfile build) if there
-/// is one, else the debug build `cargo test --workspace` makes. `None` if neither exists.
+/// The built `alsy` binary: the newer of the release build (what `.ci/run` and the Dockerfile
+/// build) and the debug build `cargo test --workspace` makes, so a stale one is not picked.
+/// `None` if neither exists.
 pub fn alsy_binary() -> Option<PathBuf> {
     let target = std::env::var_os("CARGO_TARGET_DIR")
         .map(PathBuf::from)
@@ -15,7 +16,12 @@ pub fn alsy_binary() -> Option<PathBuf> {
     ["release", "debug"]
         .into_iter()
         .map(|profile| target.join(profile).join("alsy"))
-        .find(|binary| binary.is_file())
+        .filter_map(|binary| {
+            let built = std::fs::metadata(&binary).and_then(|m| m.modified()).ok()?;
+            Some((built, binary))
+        })
+        .max_by_key(|(built, _)| *built)
+        .map(|(_, binary)| binary)
 }
 
 /// A running `alsy` process.
