@@ -2,13 +2,14 @@
 //! names, a status row born with its client and dropped with it, strictly increasing
 //! `updated_at`, compare-and-set acknowledge.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
+use std::ops::Bound;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, SystemTime};
 
 use async_trait::async_trait;
 
-use alsy_app::{ClientRepository, RepoError};
+use alsy_app::{ClientRepository, RepoError, StoredClients};
 use alsy_domain::{
     Acknowledgement, AlgorithmStatus, Client, ClientId, ClientSpec, Page, PageRequest,
 };
@@ -17,6 +18,8 @@ use alsy_domain::{
 struct State {
     last_id: i64,
     clients: BTreeMap<ClientId, Client>,
+    /// Who has each name: the uniqueness check is one look-up, not a scan.
+    names: HashMap<String, ClientId>,
     unavailable: bool,
 }
 
@@ -64,11 +67,8 @@ impl State {
         spec: &ClientSpec,
         except: Option<ClientId>,
     ) -> Result<(), RepoError> {
-        let taken = self
-            .clients
-            .values()
-            .any(|c| c.spec.name == spec.name && Some(c.id) != except);
-        if taken {
+        let holder = self.names.get(spec.name.as_str()).copied();
+        if holder.is_some() && holder != except {
             return Err(RepoError::NameTaken(spec.name.to_string()));
         }
         Ok(())
@@ -98,6 +98,7 @@ impl ClientRepository for InMemoryRepository {
             created_at: now,
             updated_at: now,
         };
+        state.names.insert(spec.name.to_string(), id);
         state.clients.insert(id, client.clone());
         Ok(client)
     }
@@ -112,10 +113,13 @@ impl ClientRepository for InMemoryRepository {
         state.client_mut(id)?;
         state.check_name_free(spec, Some(id))?;
         let client = state.client_mut(id)?;
-        client.spec = spec.clone();
+        let old_name = std::mem::replace(&mut client.spec, spec.clone()).name;
         client.need_restart |= need_restart;
         client.updated_at = next_write_time(client.updated_at);
-        Ok(client.clone())
+        let client = client.clone();
+        state.names.remove(old_name.as_str());
+        state.names.insert(spec.name.to_string(), id);
+        Ok(client)
     }
 
     async fn set_status(
@@ -134,11 +138,9 @@ impl ClientRepository for InMemoryRepository {
 
     async fn delete(&self, id: ClientId) -> Result<(), RepoError> {
         let mut state = self.state()?;
-        state
-            .clients
-            .remove(&id)
-            .map(drop)
-            .ok_or(RepoError::NotFound(id))
+        let client = state.clients.remove(&id).ok_or(RepoError::NotFound(id))?;
+        state.names.remove(client.spec.name.as_str());
+        Ok(())
     }
 
     async fn get(&self, id: ClientId) -> Result<Client, RepoError> {
@@ -153,21 +155,30 @@ impl ClientRepository for InMemoryRepository {
     async fn list(&self, page: PageRequest) -> Result<Page, RepoError> {
         let state = self.state()?;
         let limit = page.limit.clamp(1, PageRequest::MAX_LIMIT) as usize;
+        // Keyset pagination straight to the page's first id, not a scan from the start.
+        let start = page.after.map_or(Bound::Unbounded, Bound::Excluded);
         let mut rest = state
             .clients
-            .values()
-            .filter(|c| page.after.is_none_or(|after| c.id > after))
-            .cloned();
+            .range((start, Bound::Unbounded))
+            .map(|(_, c)| c.clone());
         let items: Vec<Client> = rest.by_ref().take(limit).collect();
         let next = match rest.next() {
             Some(_) => items.last().map(|c| c.id),
             None => None,
         };
-        Ok(Page { items, next })
+        Ok(Page {
+            items,
+            unusable: Vec::new(),
+            next,
+        })
     }
 
-    async fn desired_state(&self) -> Result<Vec<Client>, RepoError> {
-        Ok(self.state()?.clients.values().cloned().collect())
+    async fn desired_state(&self) -> Result<StoredClients, RepoError> {
+        // Every client stored here was parsed on the way in: none is unusable.
+        Ok(StoredClients {
+            clients: self.state()?.clients.values().cloned().collect(),
+            unusable: Vec::new(),
+        })
     }
 
     async fn acknowledge(&self, ack: Acknowledgement, at: SystemTime) -> Result<bool, RepoError> {

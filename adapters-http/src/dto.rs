@@ -45,17 +45,33 @@ impl<'a> From<&'a Client> for ClientDto<'a> {
     }
 }
 
-/// A page of clients: `{"items":[...],"next":ID|null}`.
+/// A page of clients: `{"items":[...],"unusable":[{"id":ID,"reason":"..."}],"next":ID|null}`.
 #[derive(Debug, Serialize)]
 pub(crate) struct PageDto<'a> {
     items: Vec<ClientDto<'a>>,
+    unusable: Vec<UnusableDto<'a>>,
     next: Option<i64>,
+}
+
+/// A stored client that can no longer be read, with the reason.
+#[derive(Debug, Serialize)]
+struct UnusableDto<'a> {
+    id: i64,
+    reason: &'a str,
 }
 
 impl<'a> From<&'a Page> for PageDto<'a> {
     fn from(page: &'a Page) -> Self {
         PageDto {
             items: page.items.iter().map(ClientDto::from).collect(),
+            unusable: page
+                .unusable
+                .iter()
+                .map(|u| UnusableDto {
+                    id: u.id.get(),
+                    reason: &u.reason,
+                })
+                .collect(),
             next: page.next.map(|id| id.get()),
         }
     }
@@ -95,6 +111,14 @@ pub(crate) struct ReportDto<'a> {
     deleted: Vec<&'a str>,
     restarted: Vec<&'a str>,
     failed: Vec<FailureDto<'a>>,
+    held: Vec<HeldDto<'a>>,
+}
+
+/// A client the pass held back, and why.
+#[derive(Debug, Serialize)]
+struct HeldDto<'a> {
+    client_id: i64,
+    reason: &'a str,
 }
 
 #[derive(Debug, Serialize)]
@@ -129,6 +153,14 @@ impl<'a> From<&'a PassReport> for ReportDto<'a> {
                     pod: f.pod.as_str(),
                     operation: operation(f.operation),
                     error: &f.error,
+                })
+                .collect(),
+            held: report
+                .held
+                .iter()
+                .map(|h| HeldDto {
+                    client_id: h.client_id.get(),
+                    reason: &h.reason,
                 })
                 .collect(),
         }
@@ -196,10 +228,18 @@ mod tests {
     fn a_page_lists_items_and_the_next_cursor() {
         let page = Page {
             items: vec![client()],
+            unusable: vec![alsy_domain::UnusableClient {
+                id: ClientId::new(2).unwrap(),
+                reason: "name: must not be blank".into(),
+            }],
             next: ClientId::new(3),
         };
         let value: Value = serde_json::to_value(PageDto::from(&page)).unwrap();
         assert_eq!(value["next"], json!(3));
+        assert_eq!(
+            value["unusable"],
+            json!([{"id": 2, "reason": "name: must not be blank"}])
+        );
         assert_eq!(value["items"][0]["id"], json!(3));
     }
 
@@ -223,6 +263,10 @@ mod tests {
                 operation: Operation::Create,
                 error: "boom".into(),
             }],
+            held: vec![alsy_app::HeldClient {
+                client_id: ClientId::new(4).unwrap(),
+                reason: "cpu: bad".into(),
+            }],
         };
         let value = serde_json::to_value(ReportDto::from(&report)).unwrap();
         assert_eq!(
@@ -237,7 +281,8 @@ mod tests {
                 "created": ["vwap-1"],
                 "deleted": [],
                 "restarted": [],
-                "failed": [{"pod": "hft-1", "operation": "create", "error": "boom"}]
+                "failed": [{"pod": "hft-1", "operation": "create", "error": "boom"}],
+                "held": [{"client_id": 4, "reason": "cpu: bad"}]
             })
         );
     }

@@ -108,6 +108,10 @@ impl From<ServiceError> for ApiError {
                 message: ApiError::STORAGE_UNAVAILABLE,
                 detail,
             },
+            // The database answered: a bad stored row is the client's problem, not unavailability.
+            ServiceError::Repo(e @ RepoError::Unusable(_)) => ApiError::Conflict(format!(
+                "{e}; its pods are left as they are until it is replaced with PUT or deleted"
+            )),
             ServiceError::Repo(RepoError::Internal(detail)) => ApiError::Internal(detail),
             ServiceError::Runtime(e @ RuntimeError::Unavailable { .. }) => ApiError::Unavailable {
                 message: ApiError::RUNTIME_UNAVAILABLE,
@@ -182,6 +186,22 @@ mod tests {
         let err = ApiError::from(ServiceError::Repo(RepoError::NameTaken("Jimbo".into())));
         assert_eq!(err.status(), StatusCode::CONFLICT);
         assert!(err.public_message(&id()).contains("Jimbo"));
+    }
+
+    #[test]
+    fn an_unusable_stored_client_is_409_naming_it_and_the_reason() {
+        let err = ApiError::from(ServiceError::Repo(RepoError::Unusable(
+            alsy_domain::UnusableClient {
+                id: ClientId::new(7).unwrap(),
+                reason: "name: must not be blank".into(),
+            },
+        )));
+        assert_eq!(err.status(), StatusCode::CONFLICT);
+        assert_eq!(
+            err.public_message(&id()),
+            "client 7 is stored with values alsy no longer accepts: name: must not be blank; \
+             its pods are left as they are until it is replaced with PUT or deleted"
+        );
     }
 
     #[test]

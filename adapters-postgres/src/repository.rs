@@ -10,9 +10,9 @@ use std::time::{Duration, SystemTime};
 
 use async_trait::async_trait;
 use diesel_async::SimpleAsyncConnection;
-use slog::{Logger, info, o, warn};
+use slog::{Logger, error, info, o, warn};
 
-use alsy_app::{ClientRepository, RepoError};
+use alsy_app::{ClientRepository, RepoError, StoredClients};
 use alsy_domain::{
     Acknowledgement, AlgorithmStatus, Client, ClientId, ClientSpec, Page, PageRequest,
 };
@@ -109,6 +109,21 @@ impl PostgresRepository {
         })
     }
 
+    /// Reads rows as clients, setting apart the ones that no longer parse so that a bad row
+    /// affects only itself. A row whose id is not even positive (a hand edit) can own no pods
+    /// and no API route can name it: it is logged and left out.
+    fn read_rows(&self, rows: Vec<rows::Joined>) -> StoredClients {
+        let mut read = StoredClients::default();
+        for row in rows {
+            match rows::client(row) {
+                Ok(client) => read.clients.push(client),
+                Err(RepoError::Unusable(unusable)) => read.unusable.push(unusable),
+                Err(other) => error!(self.log, "stored row left out"; "error" => %other),
+            }
+        }
+        read
+    }
+
     fn last_connect_error(&self) -> Option<String> {
         self.last_connect_error
             .lock()
@@ -193,32 +208,30 @@ impl ClientRepository for PostgresRepository {
             // One row more than asked tells whether another page follows.
             let fetched = queries::page(lease.conn(), page.after, limit as i64 + 1).await;
             lease.release();
-            let mut items = fetched
-                .map_err(|e| query_failed(e, None))?
-                .into_iter()
-                .map(rows::client)
-                .collect::<Result<Vec<_>, _>>()?;
-            let more = items.len() > limit;
-            items.truncate(limit);
-            let next = if more {
-                items.last().map(|c| c.id)
-            } else {
-                None
+            let mut fetched = fetched.map_err(|e| query_failed(e, None))?;
+            let more = fetched.len() > limit;
+            fetched.truncate(limit);
+            // The cursor is the last row of the page, usable or not.
+            let next = match more {
+                true => fetched.last().and_then(|(row, _)| ClientId::new(row.id)),
+                false => None,
             };
-            Ok(Page { items, next })
+            let read = self.read_rows(fetched);
+            Ok(Page {
+                items: read.clients,
+                unusable: read.unusable,
+                next,
+            })
         })
         .await
     }
 
-    async fn desired_state(&self) -> Result<Vec<Client>, RepoError> {
+    async fn desired_state(&self) -> Result<StoredClients, RepoError> {
         self.bounded(self.read_timeout, async {
             let mut lease = self.lease().await?;
             let all = queries::everything(lease.conn()).await;
             lease.release();
-            all.map_err(|e| query_failed(e, None))?
-                .into_iter()
-                .map(rows::client)
-                .collect()
+            Ok(self.read_rows(all.map_err(|e| query_failed(e, None))?))
         })
         .await
     }

@@ -1,6 +1,6 @@
 //! Rows as diesel reads and writes them, and their conversion to and from the domain. Stored
-//! values are parsed back into domain types; a row that no longer parses is an internal error,
-//! never a panic. Times are `timestamptz` ↔ `SystemTime` through chrono, at PostgreSQL's
+//! values are parsed back into domain types; a row that no longer parses (a rule tightened since,
+//! a hand edit, a migration) is an [`UnusableClient`] that affects only itself, never a panic. Times are `timestamptz` ↔ `SystemTime` through chrono, at PostgreSQL's
 //! microsecond precision, so an `updated_at` read back is exactly the stored compare-and-set token.
 
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -9,7 +9,9 @@ use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 
 use alsy_app::RepoError;
-use alsy_domain::{AlgorithmStatus, Client, ClientId, ClientSpec, ClientSpecInput};
+use alsy_domain::{
+    AlgorithmStatus, Client, ClientId, ClientSpec, ClientSpecInput, UnusableClient,
+};
 
 use crate::schema::{algorithm_status, clients};
 
@@ -64,29 +66,11 @@ impl<'a> From<&'a ClientSpec> for SpecColumns<'a> {
     }
 }
 
-/// The switches as `set_status` writes them.
-#[derive(AsChangeset)]
-#[diesel(table_name = algorithm_status)]
-pub(crate) struct StatusColumns {
-    vwap: bool,
-    twap: bool,
-    hft: bool,
-}
-
-impl From<AlgorithmStatus> for StatusColumns {
-    fn from(status: AlgorithmStatus) -> Self {
-        StatusColumns {
-            vwap: status.vwap,
-            twap: status.twap,
-            hft: status.hft,
-        }
-    }
-}
-
 /// A client row joined with its status row.
 pub(crate) type Joined = (ClientRow, StatusRow);
 
-/// Turns a stored row back into a domain client.
+/// Turns a stored row back into a domain client: [`RepoError::Unusable`] if its values no longer
+/// parse, `Internal` if even its id is not one (only a hand edit can do that).
 pub(crate) fn client((row, status): Joined) -> Result<Client, RepoError> {
     let id = ClientId::new(row.id).ok_or_else(|| {
         RepoError::Internal(format!("stored client id {} is not positive", row.id))
@@ -99,7 +83,12 @@ pub(crate) fn client((row, status): Joined) -> Result<Client, RepoError> {
         mem: row.mem,
         priority: row.priority,
     })
-    .map_err(|error| RepoError::Internal(format!("stored client {id} is invalid: {error}")))?;
+    .map_err(|error| {
+        RepoError::Unusable(UnusableClient {
+            id,
+            reason: error.to_string(),
+        })
+    })?;
     Ok(Client {
         id,
         spec,
@@ -179,11 +168,14 @@ mod tests {
     }
 
     #[test]
-    fn a_stored_row_that_no_longer_parses_is_internal() {
+    fn a_stored_row_that_no_longer_parses_is_unusable_not_internal() {
         let error = client(row("  ")).unwrap_err();
         assert_eq!(
             error,
-            RepoError::Internal("stored client 7 is invalid: name: must not be blank".into())
+            RepoError::Unusable(UnusableClient {
+                id: ClientId::new(7).unwrap(),
+                reason: "name: must not be blank".into()
+            })
         );
     }
 

@@ -11,8 +11,12 @@ mod report;
 mod service;
 mod watcher;
 
-pub use ports::{ClientRepository, HeldPassLock, PassLock, PodRuntime, RepoError, RuntimeError};
+pub use ports::{
+    ClientRepository, HeldPassLock, PassLock, PodRuntime, RepoError, RuntimeError, StoredClients,
+};
 pub use reconciler::Reconciler;
-pub use report::{FailedPart, Operation, PassOutcome, PassReport, PodFailure, Trigger};
+pub use report::{
+    FailedPart, HeldClient, Operation, PassOutcome, PassReport, PodFailure, Trigger,
+};
 pub use service::{PodView, Service, ServiceError};
 pub use watcher::{ShuttingDown, Watcher, WatcherConfig, WatcherHandle};

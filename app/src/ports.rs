@@ -7,7 +7,7 @@ use async_trait::async_trait;
 
 use alsy_domain::{
     Acknowledgement, AlgorithmStatus, Client, ClientId, ClientSpec, DesiredPod, ObservedPod, Page,
-    PageRequest, PodName,
+    PageRequest, PodName, UnusableClient,
 };
 
 /// Why storage could not do what was asked.
@@ -22,6 +22,10 @@ pub enum RepoError {
     /// Storage cannot be reached or did not answer in time; worth retrying.
     #[error("storage unavailable: {0}")]
     Unavailable(String),
+    /// The client is stored with values that no longer parse (see [`UnusableClient`]); a write
+    /// that answers this was stored all the same.
+    #[error("client {} is stored with values alsy no longer accepts: {}", .0.id, .0.reason)]
+    Unusable(UnusableClient),
     /// Anything else; the detail is for the log, never for an HTTP response.
     #[error("storage error: {0}")]
     Internal(String),
@@ -65,8 +69,9 @@ pub trait ClientRepository: Send + Sync + 'static {
     async fn list(&self, page: PageRequest) -> Result<Page, RepoError>;
 
     /// Every client with its status, in id order, read in one consistent query: the reconciler's
-    /// desired state.
-    async fn desired_state(&self) -> Result<Vec<Client>, RepoError>;
+    /// desired state. Rows that no longer parse come back apart, in `unusable`, so that one bad
+    /// row holds back only its own client instead of failing the read.
+    async fn desired_state(&self) -> Result<StoredClients, RepoError>;
 
     /// Records that a client's pods were (re)started: `spawned_at = now()`. With
     /// `restart_seen = Some(t)` this is a compare-and-set: it also clears `need_restart`, and does
@@ -91,6 +96,15 @@ pub trait ClientRepository: Send + Sync + 'static {
 
     /// Answers when storage can serve requests (readiness).
     async fn ping(&self) -> Result<(), RepoError>;
+}
+
+/// Everything storage holds, as [`ClientRepository::desired_state`] reads it.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct StoredClients {
+    /// The clients, in id order.
+    pub clients: Vec<Client>,
+    /// The rows that could not be read as clients, in id order.
+    pub unusable: Vec<UnusableClient>,
 }
 
 /// Proof that this replica is the one reconciling; release it when the pass ends.

@@ -15,7 +15,9 @@ use crate::ports::{ClientRepository, PassLock, PodRuntime, RuntimeError};
 /// Acknowledgements per storage call: one statement each on PostgreSQL, well within the write
 /// timeout.
 const ACK_BATCH: usize = 10_000;
-use crate::report::{FailedPart, Operation, PassOutcome, PassReport, PodFailure, Trigger};
+use crate::report::{
+    FailedPart, HeldClient, Operation, PassOutcome, PassReport, PodFailure, Trigger,
+};
 
 /// Runs reconcile passes. Passes must not overlap; the [`crate::Watcher`] makes sure of that.
 pub struct Reconciler {
@@ -59,6 +61,7 @@ impl Reconciler {
             deleted: Vec::new(),
             restarted: Vec::new(),
             failed: Vec::new(),
+            held: Vec::new(),
         };
         match self.lock.try_acquire().await {
             Ok(Some(held)) => {
@@ -94,6 +97,7 @@ impl Reconciler {
             "deleted" => report.deleted.len(),
             "restarted" => report.restarted.len(),
             "failed" => report.failed.len(),
+            "held" => report.held.len(),
             "duration_ms" => report.duration.as_secs_f64() * 1000.0,
         );
         report
@@ -101,13 +105,22 @@ impl Reconciler {
 
     /// Steps 1–5 of a pass; `Err` only when the inputs could not be read.
     async fn reconcile(&self, report: &mut PassReport) -> Result<(), (FailedPart, String)> {
-        let clients = self
+        let stored = self
             .repo
             .desired_state()
             .await
             .map_err(|e| (FailedPart::Storage, format!("reading desired state: {e}")))?;
-        let desired = DesiredState::from_clients(&clients);
-        drop(clients);
+        for unusable in &stored.unusable {
+            error!(self.log, "client held back: its stored values are unusable; its pods are left as they are";
+                "client_id" => unusable.id.get(), "reason" => &unusable.reason);
+            report.held.push(HeldClient {
+                client_id: unusable.id,
+                reason: unusable.reason.clone(),
+            });
+        }
+        let desired = DesiredState::from_clients(&stored.clients)
+            .holding(stored.unusable.into_iter().map(|u| (u.id, u.reason)));
+        drop(stored.clients);
         let observed = self
             .runtime
             .list()

@@ -3,7 +3,7 @@
 use std::fmt;
 use std::time::{Duration, SystemTime};
 
-use alsy_domain::PodName;
+use alsy_domain::{ClientId, PodName};
 
 /// What started a pass.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -69,6 +69,15 @@ pub struct PodFailure {
     pub error: String,
 }
 
+/// A client the pass held back: it could not use it, so it left its pods as they are.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HeldClient {
+    /// The client.
+    pub client_id: ClientId,
+    /// Why it was held back.
+    pub reason: String,
+}
+
 /// How a pass ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum PassOutcome {
@@ -115,4 +124,6 @@ pub struct PassReport {
     pub restarted: Vec<PodName>,
     /// Operations that failed.
     pub failed: Vec<PodFailure>,
+    /// Clients held back, in id order; their pods were left alone.
+    pub held: Vec<HeldClient>,
 }

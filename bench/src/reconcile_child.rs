@@ -134,7 +134,11 @@ async fn split_no_change(
     size: u64,
 ) -> anyhow::Result<NoChangeSplit> {
     let clock = Instant::now();
-    let clients = repo.desired_state().await.context("desired_state alone")?;
+    let clients = repo
+        .desired_state()
+        .await
+        .context("desired_state alone")?
+        .clients;
     let desired_state = clock.elapsed();
     if clients.len() as u64 != size {
         bail!(

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use async_trait::async_trait;
 
-use alsy_app::{ClientRepository, RepoError};
+use alsy_app::{ClientRepository, RepoError, StoredClients};
 use alsy_domain::{
     Acknowledgement, AlgorithmStatus, Client, ClientId, ClientSpec, Page, PageRequest,
 };
@@ -84,7 +84,7 @@ impl<R: ClientRepository> ClientRepository for Timed<R> {
         self.inner.list(page).await
     }
 
-    async fn desired_state(&self) -> Result<Vec<Client>, RepoError> {
+    async fn desired_state(&self) -> Result<StoredClients, RepoError> {
         let clock = Instant::now();
         let result = self.inner.desired_state().await;
         let took = clock.elapsed();

@@ -229,8 +229,21 @@ impl Default for PageRequest {
 pub struct Page {
     /// The clients on this page.
     pub items: Vec<Client>,
+    /// Stored clients in this page's id range that can no longer be read as clients.
+    pub unusable: Vec<UnusableClient>,
     /// Pass as `after` to get the next page; `None` on the last page.
     pub next: Option<ClientId>,
+}
+
+/// A stored client whose values no longer parse: written before a rule was tightened, edited by
+/// hand, or migrated from an earlier service. It affects only itself: the reconciler holds it back
+/// and the API names it, instead of one bad row failing every read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UnusableClient {
+    /// Its id.
+    pub id: ClientId,
+    /// Why it cannot be used, naming the field.
+    pub reason: String,
 }
 
 #[cfg(test)]

@@ -15,7 +15,7 @@ mod quantity;
 pub use algorithm::{Algorithm, AlgorithmStatus, UnknownAlgorithm};
 pub use client::{
     Client, ClientId, ClientName, ClientSpec, ClientSpecInput, Page, PageRequest, Priority,
-    SpecError, Version,
+    SpecError, UnusableClient, Version,
 };
 pub use image::ImageRef;
 pub use plan::{Acknowledgement, DesiredState, Plan, PodAction, RestartCause, plan};

@@ -14,6 +14,9 @@ pub struct DesiredState {
     pub pods: Vec<DesiredPod>,
     /// Clients marked `need_restart`, with the `updated_at` read alongside (the CAS token).
     pub restarts: BTreeMap<ClientId, SystemTime>,
+    /// Clients the pass cannot use (a stored row that no longer parses), with the reason. Their
+    /// pods are neither created, deleted nor restarted: what runs for them keeps running.
+    pub held: BTreeMap<ClientId, String>,
 }
 
 impl DesiredState {
@@ -38,7 +41,17 @@ impl DesiredState {
             .filter(|c| c.need_restart)
             .map(|c| (c.id, c.updated_at))
             .collect();
-        DesiredState { pods, restarts }
+        DesiredState {
+            pods,
+            restarts,
+            held: BTreeMap::new(),
+        }
+    }
+
+    /// The same desired state with `held` clients held back (see [`DesiredState::held`]).
+    pub fn holding(mut self, held: impl IntoIterator<Item = (ClientId, String)>) -> DesiredState {
+        self.held.extend(held);
+        self
     }
 }
 
@@ -109,14 +122,17 @@ impl Plan {
 /// - an observed pod that is not desired is deleted;
 /// - a desired pod of a client marked for restart, or one that has terminated, is restarted.
 ///
-/// Only `observed` pods are ever deleted, so a plan never names a pod outside the managed set.
+/// Only `observed` pods are ever deleted, so a plan never names a pod outside the managed set,
+/// and no action names a pod of a held client.
 pub fn plan(desired: &DesiredState, observed: &[ObservedPod]) -> Plan {
     // Both sides keyed by (client, algorithm) — integers, not strings — sorted and merged: a
     // no-change pass over 100k clients walks 300k pods on each side. Only the (usually few)
     // actions are sorted by name.
+    let held = |client: &ClientId| desired.held.contains_key(client);
     let mut wanted: Vec<((ClientId, Algorithm), &DesiredPod)> = desired
         .pods
         .iter()
+        .filter(|p| !held(&p.client_id))
         .map(|p| ((p.client_id, p.algorithm), p))
         .collect();
     wanted.sort_by_key(|(key, _)| *key); // from_clients already yields this order: cheap
@@ -126,6 +142,7 @@ pub fn plan(desired: &DesiredState, observed: &[ObservedPod]) -> Plan {
         Vec::with_capacity(observed.len());
     for pod in observed {
         match pod.name.owner() {
+            Some((_, client)) if held(&client) => {}
             Some((algorithm, client)) => running.push(((client, algorithm), pod)),
             // Managed, but not in alsy's `{algorithm}-{id}` form: never desired.
             None => actions.push(PodAction::Delete(pod.name.clone())),
@@ -188,7 +205,7 @@ pub fn plan(desired: &DesiredState, observed: &[ObservedPod]) -> Plan {
             )
         })
         .collect();
-    for (&client_id, &seen) in &desired.restarts {
+    for (&client_id, &seen) in desired.restarts.iter().filter(|(id, _)| !held(id)) {
         acknowledgements.insert(
             client_id,
             Acknowledgement {
@@ -352,6 +369,21 @@ mod tests {
     }
 
     #[test]
+    fn a_held_client_keeps_its_running_pods_and_gets_no_new_ones() {
+        let clients = [client(2, status(true, false, false), false)];
+        let held = ClientId::new(1).unwrap();
+        let desired =
+            DesiredState::from_clients(&clients).holding([(held, "name: must not be blank".into())]);
+        let running = [
+            observed("vwap-1", PodPhase::Running),
+            observed("twap-1", PodPhase::Failed),
+        ];
+        let plan = plan(&desired, &running);
+        assert_eq!(names(&plan), ["create vwap-2"]);
+        assert!(plan.acknowledgements.iter().all(|a| a.client_id != held));
+    }
+
+    #[test]
     fn a_failed_pod_that_is_not_desired_is_deleted_not_restarted() {
         let plan = plan(
             &DesiredState::default(),
@@ -400,9 +432,45 @@ mod tests {
 
     proptest! {
         #[test]
-        fn planning_twice_gives_the_same_plan(clients in arb_clients(), observed in arb_observed()) {
+        fn a_pod_running_as_wanted_is_left_alone(
+            clients in arb_clients(),
+            observed in arb_observed(),
+        ) {
             let desired = DesiredState::from_clients(&clients);
-            prop_assert_eq!(plan(&desired, &observed), plan(&desired, &observed));
+            let wanted: BTreeSet<_> = desired.pods.iter().map(|p| &p.name).collect();
+            let plan = plan(&desired, &observed);
+            for pod in &observed {
+                let settled = wanted.contains(&pod.name)
+                    && !pod.phase.is_terminated()
+                    && !pod.name.owner().is_some_and(|(_, id)| desired.restarts.contains_key(&id));
+                if settled {
+                    prop_assert!(
+                        !plan.actions.iter().any(|a| a.pod_name() == &pod.name),
+                        "{} runs as wanted but the plan touches it", pod.name
+                    );
+                }
+            }
+        }
+
+        #[test]
+        fn a_held_clients_pods_are_never_touched_nor_acknowledged(
+            clients in arb_clients(),
+            observed in arb_observed(),
+            held in prop::collection::btree_set(1i64..50, 0..10),
+        ) {
+            let held: BTreeMap<ClientId, String> = held
+                .into_iter()
+                .map(|id| (ClientId::new(id).unwrap(), "unusable".to_owned()))
+                .collect();
+            let desired = DesiredState::from_clients(&clients).holding(held.clone());
+            let plan = plan(&desired, &observed);
+            for action in &plan.actions {
+                let owner = action.pod_name().owner().map(|(_, id)| id);
+                prop_assert!(!owner.is_some_and(|id| held.contains_key(&id)), "{:?}", action);
+            }
+            for ack in &plan.acknowledgements {
+                prop_assert!(!held.contains_key(&ack.client_id));
+            }
         }
 
         #[test]

@@ -200,3 +200,72 @@ async fn two_replicas_on_one_database_never_reconcile_at_once() {
     one.shutdown().await;
     two.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_bad_stored_row_holds_back_only_its_own_client() {
+    let database = alsy_tests::test_database!();
+    let runtime = FakePodRuntime::new();
+    let app = replica(&database, &runtime).await;
+    let bad = app.create_client("edited-by-hand").await;
+    let good = app.create_client("well-kept").await;
+    app.put_status(bad, json!({"VWAP": true, "TWAP": false, "HFT": false}))
+        .await;
+    app.sync().await;
+    assert_eq!(app.pod_names(), [format!("vwap-{bad}")]);
+
+    // A row edited by hand (or written before a rule was tightened): the cpu no longer parses.
+    let sql = database.sql().await;
+    sql.execute("UPDATE clients SET cpu = 'lots' WHERE id = $1", &[&bad])
+        .await
+        .unwrap();
+    app.put_status(good, json!({"VWAP": false, "TWAP": true, "HFT": false}))
+        .await;
+
+    let reply = app.request(reqwest::Method::POST, "/api/v1/sync", None).await;
+    assert_eq!(reply.status, StatusCode::OK, "{:?}", reply.body);
+    let report = &reply.body["data"];
+    assert_eq!(report["outcome"], "completed", "{report}");
+    assert_eq!(report["created"], json!([format!("twap-{good}")]));
+    assert_eq!(report["deleted"], json!([]), "the held client's pod is left alone");
+    let held = report["held"].as_array().expect("held");
+    assert_eq!(held.len(), 1, "{report}");
+    assert_eq!(held[0]["client_id"], bad);
+    assert!(
+        held[0]["reason"].as_str().unwrap().starts_with("cpu:"),
+        "{report}"
+    );
+    assert_eq!(
+        app.pod_names(),
+        [format!("twap-{good}"), format!("vwap-{bad}")]
+    );
+    let logged = app.logs.lines().into_iter().any(|l| {
+        l.level == "ERROR" && l.msg.starts_with("client held back") && l.field("client_id") == bad
+    });
+    assert!(logged, "the held client is logged at ERROR with its id");
+    let summary = app
+        .logs
+        .lines()
+        .into_iter()
+        .rfind(|l| l.msg == "pass finished")
+        .expect("a pass summary");
+    assert_eq!(summary.field("held"), 1);
+
+    // The API names the bad row instead of answering 500 or 503.
+    let fetched = app.get(&format!("/api/v1/clients/{bad}")).await;
+    assert_eq!(fetched.status, StatusCode::CONFLICT, "{:?}", fetched.body);
+    assert!(fetched.message().contains(&format!("client {bad}")));
+    assert!(fetched.message().contains("cpu:"), "{}", fetched.message());
+    let listed = app.get("/api/v1/clients").await;
+    assert_eq!(listed.status, StatusCode::OK, "{:?}", listed.body);
+    assert_eq!(listed.body["data"]["items"][0]["id"], good);
+    assert_eq!(listed.body["data"]["unusable"][0]["id"], bad);
+    assert_eq!(app.get("/api/ready").await.status, StatusCode::OK);
+
+    // Replacing it with PUT makes it usable again: the next pass no longer holds it.
+    let fixed = app
+        .put(&format!("/api/v1/clients/{bad}"), &client_body("edited-by-hand"))
+        .await;
+    assert_eq!(fixed.status, StatusCode::OK, "{:?}", fixed.body);
+    assert_eq!(app.sync().await["held"], json!([]));
+    app.shutdown().await;
+}

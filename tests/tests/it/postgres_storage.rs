@@ -94,7 +94,7 @@ async fn replicas_migrating_at_the_same_moment_all_succeed() {
     alsy_postgres::migrate(&settings, &log)
         .await
         .expect("migrating a migrated database changes nothing");
-    assert_eq!(repo.desired_state().await.unwrap().len(), 1);
+    assert_eq!(repo.desired_state().await.unwrap().clients.len(), 1);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -136,7 +136,7 @@ async fn desired_state_reads_a_hundred_thousand_clients_in_one_go() {
     let repo = database.repository().await;
 
     let started = Instant::now();
-    let clients = repo.desired_state().await.unwrap();
+    let clients = repo.desired_state().await.unwrap().clients;
     println!(
         "observed: desired_state of {} clients took {:?}",
         clients.len(),

@@ -186,6 +186,7 @@ async fn delete_removes_the_client(repo: Repo) {
         .desired_state()
         .await
         .unwrap()
+        .clients
         .iter()
         .map(|c| c.id)
         .collect();
@@ -242,7 +243,7 @@ async fn deleting_a_client_deletes_its_status(repo: Repo) {
         .await
         .unwrap();
     repo.delete(first.id).await.unwrap();
-    assert!(repo.desired_state().await.unwrap().is_empty());
+    assert!(repo.desired_state().await.unwrap().clients.is_empty());
 
     let second = repo.create(&spec("Jimbo")).await.unwrap();
     assert_eq!(
@@ -303,7 +304,7 @@ async fn list_pages_through_clients_in_id_order(repo: Repo) {
 async fn acknowledge_is_compare_and_set_on_updated_at(repo: Repo) {
     let created = repo.create(&spec("Jimbo")).await.unwrap();
     repo.update(created.id, &spec("Jimbo"), true).await.unwrap();
-    let read = repo.desired_state().await.unwrap().remove(0);
+    let read = repo.desired_state().await.unwrap().clients.remove(0);
     assert!(read.need_restart);
 
     // An update arrives between the pass's read and its acknowledge.
@@ -356,7 +357,7 @@ async fn desired_state_reads_every_client_with_its_status(repo: Repo) {
         .unwrap();
     repo.delete(b.id).await.unwrap();
 
-    let desired = repo.desired_state().await.unwrap();
+    let desired = repo.desired_state().await.unwrap().clients;
     let expected = vec![repo.get(a.id).await.unwrap(), repo.get(c.id).await.unwrap()];
     assert_eq!(desired, expected);
     assert!(desired[1].need_restart);

@@ -76,7 +76,7 @@ pub(super) async fn restart_marks_are_never_lost_to_concurrent_acknowledges(repo
             // A reconciler: read the mark, acknowledge with the token read.
             let mut settled = Vec::new();
             while marking.load(Ordering::SeqCst) {
-                let read = repo.desired_state().await.unwrap().remove(0);
+                let read = repo.desired_state().await.unwrap().clients.remove(0);
                 let token = Some(read.updated_at);
                 if read.need_restart && repo.acknowledge(ack(&read, token), now()).await.unwrap() {
                     settled.push(read.updated_at);
