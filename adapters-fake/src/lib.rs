@@ -6,10 +6,12 @@
 //! [`PassLock`]: alsy_app::PassLock
 //! [`PodRuntime`]: alsy_app::PodRuntime
 
+mod gate;
 mod lock;
 mod repository;
 mod runtime;
 
+pub use gate::Gate;
 pub use lock::LocalPassLock;
 pub use repository::InMemoryRepository;
-pub use runtime::{FakeOperation, FakePod, FakePodRuntime};
+pub use runtime::{FakeOperation, FakePod, FakePodRuntime, HISTORY_LIMIT};

@@ -1,7 +1,8 @@
 //! `FakePodRuntime`: remembers the pods it is asked to run instead of running them. Tests can make
-//! operations fail, add latency, drop a pod behind the service's back, or mark one `Failed`.
+//! operations fail, add latency, hold a list at a [`Gate`], drop a pod behind the service's back,
+//! mark one `Failed`, or put a pod next to alsy's that alsy does not manage.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
@@ -9,6 +10,12 @@ use async_trait::async_trait;
 
 use alsy_app::{Operation, PodRuntime, RuntimeError};
 use alsy_domain::{DesiredPod, ObservedPod, PodName, PodPhase};
+
+use crate::Gate;
+
+/// How many operations [`FakePodRuntime::operations`] remembers: the compose stack runs the fake
+/// runtime for as long as it is up, so the history keeps only the latest ones.
+pub const HISTORY_LIMIT: usize = 10_000;
 
 /// A pod the fake runtime holds.
 #[derive(Debug, Clone, PartialEq)]
@@ -33,12 +40,15 @@ pub struct FakeOperation {
 #[derive(Default)]
 struct State {
     pods: BTreeMap<PodName, FakePod>,
+    /// Pods alsy does not manage: never listed, never touched.
+    foreign: BTreeSet<String>,
     failing: HashMap<PodName, u32>,
     failing_lists: u32,
+    held_lists: VecDeque<Gate>,
     latency: Duration,
     last_uid: u64,
     calls: u64,
-    history: Vec<FakeOperation>,
+    history: VecDeque<FakeOperation>,
 }
 
 impl State {
@@ -54,6 +64,16 @@ impl State {
             }
             _ => Ok(()),
         }
+    }
+
+    fn record(&mut self, operation: Operation, pod: &PodName) {
+        if self.history.len() == HISTORY_LIMIT {
+            self.history.pop_front();
+        }
+        self.history.push_back(FakeOperation {
+            operation,
+            pod: pod.clone(),
+        });
     }
 
     fn start(&mut self, pod: &DesiredPod) {
@@ -94,9 +114,26 @@ impl FakePodRuntime {
         self.state().pods.get(name).cloned()
     }
 
-    /// Every create, delete and restart carried out so far, in order.
+    /// The creates, deletes and restarts carried out so far, in order: the latest
+    /// [`HISTORY_LIMIT`] of them.
     pub fn operations(&self) -> Vec<FakeOperation> {
-        self.state().history.clone()
+        self.state().history.iter().cloned().collect()
+    }
+
+    /// Holds the next call to `list` at `gate` until it opens (calls queue gates in order).
+    pub fn hold_next_list(&self, gate: &Gate) {
+        self.state().held_lists.push_back(gate.clone());
+    }
+
+    /// Puts a pod alsy does not manage next to alsy's pods, as another team's pod in the same
+    /// namespace: `list` never shows it, and no operation touches it.
+    pub fn add_foreign_pod(&self, name: &str) {
+        self.state().foreign.insert(name.to_owned());
+    }
+
+    /// The foreign pods, sorted by name.
+    pub fn foreign_pods(&self) -> Vec<String> {
+        self.state().foreign.iter().cloned().collect()
     }
 
     /// Makes the next `count` operations on `pod` fail as retryable errors.
@@ -150,6 +187,10 @@ impl FakePodRuntime {
 impl PodRuntime for FakePodRuntime {
     async fn list(&self) -> Result<Vec<ObservedPod>, RuntimeError> {
         self.delay().await;
+        let held = self.state().held_lists.pop_front();
+        if let Some(gate) = held {
+            gate.pass().await;
+        }
         let mut state = self.state();
         if state.failing_lists > 0 {
             state.failing_lists -= 1;
@@ -174,10 +215,7 @@ impl PodRuntime for FakePodRuntime {
         state.take_failure(&pod.name, Operation::Create)?;
         if !state.pods.contains_key(&pod.name) {
             state.start(pod);
-            state.history.push(FakeOperation {
-                operation: Operation::Create,
-                pod: pod.name.clone(),
-            });
+            state.record(Operation::Create, &pod.name);
         }
         Ok(())
     }
@@ -187,10 +225,7 @@ impl PodRuntime for FakePodRuntime {
         let mut state = self.state();
         state.take_failure(name, Operation::Delete)?;
         if state.pods.remove(name).is_some() {
-            state.history.push(FakeOperation {
-                operation: Operation::Delete,
-                pod: name.clone(),
-            });
+            state.record(Operation::Delete, name);
         }
         Ok(())
     }
@@ -200,10 +235,41 @@ impl PodRuntime for FakePodRuntime {
         let mut state = self.state();
         state.take_failure(&pod.name, Operation::Restart)?;
         state.start(pod);
-        state.history.push(FakeOperation {
-            operation: Operation::Restart,
-            pod: pod.name.clone(),
-        });
+        state.record(Operation::Restart, &pod.name);
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use alsy_domain::{Algorithm, ClientId, ImageRef, Priority, Quantity, Version};
+
+    use super::*;
+
+    fn desired(id: i64) -> DesiredPod {
+        let client_id = ClientId::new(id).unwrap();
+        DesiredPod {
+            name: PodName::of(Algorithm::Vwap, client_id),
+            client_id,
+            algorithm: Algorithm::Vwap,
+            image: ImageRef::parse("algo:1").unwrap(),
+            cpu: Quantity::parse("1").unwrap(),
+            mem: Quantity::parse("1Gi").unwrap(),
+            version: Version::parse(1).unwrap(),
+            priority: Priority::parse(1.0).unwrap(),
+        }
+    }
+
+    #[tokio::test]
+    async fn the_history_keeps_only_the_latest_operations() {
+        let runtime = FakePodRuntime::new();
+        let pod = desired(1);
+        for _ in 0..HISTORY_LIMIT + 5 {
+            runtime.restart(&pod).await.unwrap();
+        }
+        runtime.delete(&pod.name).await.unwrap();
+        let operations = runtime.operations();
+        assert_eq!(operations.len(), HISTORY_LIMIT);
+        assert_eq!(operations.last().unwrap().operation, Operation::Delete);
     }
 }

@@ -72,7 +72,8 @@ impl Reconciler {
                 held.release().await;
             }
             Ok(None) => {
-                info!(self.log, "pass skipped: another replica holds the reconcile lock"; "trigger" => trigger.as_str());
+                info!(self.log, "pass skipped: another replica holds the reconcile lock";
+                    "trigger" => trigger.as_str(), "retried" => trigger == Trigger::Nudge);
                 report.outcome = PassOutcome::Skipped;
             }
             Err(e) => {

@@ -10,7 +10,7 @@ use tokio::task::JoinHandle;
 use tokio::time::{Instant, MissedTickBehavior};
 
 use crate::reconciler::Reconciler;
-use crate::report::{PassReport, Trigger};
+use crate::report::{PassOutcome, PassReport, Trigger};
 
 /// When the watcher runs passes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -142,6 +142,12 @@ async fn run(shared: Arc<Shared>, config: WatcherConfig) {
                 }
             }
         };
-        shared.pass(trigger).await;
+        let report = shared.pass(trigger).await;
+        // Another replica held the lock, and it may have read the desired state before the write
+        // that nudged us: a skipped nudge is owed, so try again after the debounce until a pass
+        // of ours runs (the holder's passes are short next to the 5-minute interval).
+        if trigger == Trigger::Nudge && report.outcome == PassOutcome::Skipped {
+            shared.nudged.notify_one();
+        }
     }
 }

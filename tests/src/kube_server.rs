@@ -57,6 +57,9 @@ pub enum Fault {
     Status(u16),
     /// Wait this long, then answer normally.
     Delay(Duration),
+    /// Wait until the gate opens, then answer normally: holds a process's pass at a point the
+    /// test chooses, whichever process sends the request.
+    Hold(alsy_fake::Gate),
 }
 
 /// One request as the server received it.

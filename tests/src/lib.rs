@@ -10,5 +10,6 @@ pub mod fixtures;
 pub mod kube_server;
 pub mod logs;
 pub mod postgres;
+pub mod process;
 pub mod reply;
 pub mod tcp_proxy;

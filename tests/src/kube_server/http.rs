@@ -109,6 +109,9 @@ async fn handle(
         let fault = verb.and_then(|v| store.take_fault(v, pod.as_deref()));
         (store.latency, fault)
     };
+    if let Some(Fault::Hold(gate)) = &fault {
+        gate.pass().await;
+    }
     let delay = match &fault {
         Some(Fault::Delay(extra)) => latency + *extra,
         _ => latency,

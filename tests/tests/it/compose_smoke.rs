@@ -3,22 +3,13 @@
 //! `storage` container, and a free loopback port instead of 8080 — checked the way an operator
 //! would: the health check, a client round trip, and the `pod_operation` log line on stdout.
 
-use std::io::{BufRead, BufReader};
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex};
+use std::process::{Child, Command};
 use std::time::Duration;
 
 use alsy_tests::fixtures::{eventually, skip_unless_ci};
 use alsy_tests::postgres::TestDatabase;
+use alsy_tests::process::{AlsyProcess, free_port, release_binary};
 use serde_json::{Value, json};
-
-fn release_binary() -> PathBuf {
-    let target = std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target"));
-    target.join("release/alsy")
-}
 
 /// The `watcher` service's environment as docker compose would pass it, `${VAR}` filled in.
 fn compose_environment(vars: &[(&str, &str)]) -> Vec<(String, String)> {
@@ -58,66 +49,12 @@ fn interpolate(value: &str, vars: &[(&str, &str)]) -> String {
     out
 }
 
-struct Service {
-    child: Child,
-    stdout: Arc<Mutex<Vec<String>>>,
-}
-
-impl Service {
-    fn start(binary: &PathBuf, env: &[(String, String)], args: &[&str]) -> Service {
-        let mut child = Command::new(binary)
-            .args(args)
-            .env_clear()
-            .envs(env.iter().map(|(k, v)| (k, v)))
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("the release binary starts");
-        let stdout = Arc::new(Mutex::new(Vec::new()));
-        let lines = stdout.clone();
-        let pipe = child.stdout.take().unwrap();
-        std::thread::spawn(move || {
-            for line in BufReader::new(pipe).lines().map_while(Result::ok) {
-                lines.lock().unwrap().push(line);
-            }
-        });
-        Service { child, stdout }
-    }
-
-    fn lines(&self) -> Vec<String> {
-        self.stdout.lock().unwrap().clone()
-    }
-
-    fn json_lines(&self) -> Vec<serde_json::Map<String, Value>> {
-        self.lines()
-            .iter()
-            .map(|l| {
-                serde_json::from_str(l).unwrap_or_else(|e| panic!("a JSON log line ({e}): {l}"))
-            })
-            .collect()
-    }
-}
-
-impl Drop for Service {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 /// Sends `request` and reads its body as JSON.
 async fn json(request: reqwest::RequestBuilder) -> Value {
     let response = request.send().await.expect("the service answers");
     response.json().await.expect("a JSON body")
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
 
 #[tokio::test(flavor = "multi_thread")]
 async fn the_release_binary_runs_with_the_compose_environment() {
@@ -146,7 +83,7 @@ async fn the_release_binary_runs_with_the_compose_environment() {
     }
     let port = free_port();
     env.push(("ALSY__HTTP__ADDRESS".into(), format!("127.0.0.1:{port}")));
-    let service = Service::start(&binary, &env, &[]);
+    let service = AlsyProcess::start(&binary, &env, &[]);
     let base = format!("http://127.0.0.1:{port}");
     let http = reqwest::Client::new();
 

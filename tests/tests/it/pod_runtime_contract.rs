@@ -48,8 +48,10 @@ fn quiet() -> Logger {
 /// What a contract case needs from a runtime under test, beyond the port itself.
 trait Harness {
     fn runtime(&self) -> &dyn PodRuntime;
-    /// Puts a pod alsy does not manage next to alsy's; false if this runtime cannot hold one.
+    /// Puts a pod alsy does not manage next to alsy's; whether it could.
     async fn add_foreign_pod(&self, name: &str) -> bool;
+    /// Whether that foreign pod is still there, still not alsy's.
+    async fn foreign_pod_exists(&self, name: &str) -> bool;
     /// Sets a pod's phase behind the runtime's back.
     async fn set_phase(&self, name: &PodName, phase: PodPhase) -> bool;
     /// The identity of the pod incarnation now running under `name`.
@@ -68,8 +70,12 @@ impl Harness for Fake {
     fn runtime(&self) -> &dyn PodRuntime {
         &self.0
     }
-    async fn add_foreign_pod(&self, _: &str) -> bool {
-        false
+    async fn add_foreign_pod(&self, name: &str) -> bool {
+        self.0.add_foreign_pod(name);
+        true
+    }
+    async fn foreign_pod_exists(&self, name: &str) -> bool {
+        self.0.foreign_pods().iter().any(|pod| pod == name)
     }
     async fn set_phase(&self, name: &PodName, phase: PodPhase) -> bool {
         self.0.set_phase(name, phase)
@@ -121,6 +127,11 @@ impl Harness for Kube {
     async fn add_foreign_pod(&self, name: &str) -> bool {
         self.server.insert_foreign_pod(NS, name);
         true
+    }
+    async fn foreign_pod_exists(&self, name: &str) -> bool {
+        self.server
+            .pod(NS, name)
+            .is_some_and(|pod| !alsy_k8s::is_managed(&pod))
     }
     async fn set_phase(&self, name: &PodName, phase: PodPhase) -> bool {
         self.server.set_phase(NS, name.as_str(), phase.as_str())
@@ -176,6 +187,10 @@ impl Harness for RealApiServer {
             status: None,
         };
         self.pods.create(&PostParams::default(), &pod).await.is_ok()
+    }
+    async fn foreign_pod_exists(&self, name: &str) -> bool {
+        let found = self.pods.get_opt(name).await.ok().flatten();
+        found.is_some_and(|pod| !alsy_k8s::is_managed(&pod))
     }
     async fn set_phase(&self, name: &PodName, phase: PodPhase) -> bool {
         self.kubelet.set_phase(name.as_str(), phase.as_str()).await
@@ -250,16 +265,14 @@ async fn restarting_a_missing_pod_creates_it(h: impl Harness) {
 
 async fn list_never_shows_a_pod_alsy_does_not_manage(h: impl Harness) {
     // A foreign pod with a name alsy could have given is the dangerous one.
-    let could_hold = h.add_foreign_pod("vwap-99").await & h.add_foreign_pod("nginx").await;
+    let held = h.add_foreign_pod("vwap-99").await & h.add_foreign_pod("nginx").await;
+    assert!(held, "every runtime under contract can hold foreign pods");
     h.runtime()
         .create(&desired(Algorithm::Vwap, 1))
         .await
         .unwrap();
-    assert_eq!(
-        names(&h).await,
-        vec!["vwap-1"],
-        "foreign pods held: {could_hold}"
-    );
+    assert_eq!(names(&h).await, vec!["vwap-1"]);
+    assert!(h.foreign_pod_exists("vwap-99").await && h.foreign_pod_exists("nginx").await);
 }
 
 async fn phases_are_reported_as_the_runtime_sees_them(h: impl Harness) {

@@ -1,13 +1,16 @@
 //! The whole service on PostgreSQL: state survives a restart of the process, the database going
-//! away gives 503 (and readiness says so) until it returns, and two replicas on one database never
-//! reconcile at once.
+//! away gives 503 (and readiness says so) until it returns, two replicas on one database never
+//! reconcile at once and a write to the one without the lock is not lost (two real processes),
+//! and a bad stored row holds back only its own client.
 
 use std::time::{Duration, Instant};
 
-use alsy_fake::FakePodRuntime;
+use alsy_fake::{FakePodRuntime, Gate};
 use alsy_tests::app::TestApp;
-use alsy_tests::fixtures::{client_body, eventually};
+use alsy_tests::fixtures::{client_body, eventually, skip_unless_ci};
+use alsy_tests::kube_server::{Fault, KubeServer, Verb};
 use alsy_tests::postgres::TestDatabase;
+use alsy_tests::process::{AlsyProcess, any_binary, free_port};
 use alsy_tests::tcp_proxy::TcpProxy;
 use reqwest::StatusCode;
 use serde_json::json;
@@ -168,21 +171,22 @@ async fn two_replicas_on_one_database_never_reconcile_at_once() {
         two.put_status(id, json!({"VWAP": true, "TWAP": true, "HFT": true}))
             .await;
     }
-    runtime.set_latency(Duration::from_millis(50));
+    // Replica one's pass holds the lock and waits at the gate while replica two asks for one.
+    let gate = Gate::new();
+    runtime.hold_next_list(&gate);
     let (first, second) = tokio::join!(
         one.request(reqwest::Method::POST, "/api/v1/sync", None),
-        two.request(reqwest::Method::POST, "/api/v1/sync", None),
+        async {
+            gate.arrived(1).await;
+            let second = two.request(reqwest::Method::POST, "/api/v1/sync", None).await;
+            gate.open();
+            second
+        },
     );
-    runtime.set_latency(Duration::ZERO);
-    let mut outcomes = [
-        first.body["data"]["outcome"].clone(),
-        second.body["data"]["outcome"].clone(),
-    ];
-    outcomes.sort_by_key(|o| o.to_string());
+    assert_eq!(first.body["data"]["outcome"], "completed");
     assert_eq!(
-        outcomes,
-        [json!("completed"), json!("skipped")],
-        "one pass ran, the other replica skipped"
+        second.body["data"]["outcome"], "skipped",
+        "the other replica skipped while the lock was held"
     );
     assert_eq!(runtime.pods().len(), 12);
     assert_eq!(
@@ -268,4 +272,125 @@ async fn a_bad_stored_row_holds_back_only_its_own_client() {
     assert_eq!(fixed.status, StatusCode::OK, "{:?}", fixed.body);
     assert_eq!(app.sync().await["held"], json!([]));
     app.shutdown().await;
+}
+
+/// An `alsy` process of the built binary on `database`, its pods on the test API server.
+fn replica_process(
+    binary: &std::path::Path,
+    database: &TestDatabase,
+    kubeconfig: &std::path::Path,
+) -> (AlsyProcess, String) {
+    let port = free_port();
+    let env: Vec<(String, String)> = [
+        ("ALSY__STORAGE__KIND", "postgres"),
+        ("ALSY__STORAGE__URL", database.url()),
+        ("ALSY__RUNTIME__KIND", "kubernetes"),
+        ("ALSY__K8S__KUBECONFIG", kubeconfig.to_str().unwrap()),
+        // Longer than the test: the gate, not a timeout, ends the held list.
+        ("ALSY__K8S__REQUEST_TIMEOUT", "10m"),
+        ("ALSY__HTTP__ADDRESS", &format!("127.0.0.1:{port}")),
+        // Only start-up and nudges run passes during the test.
+        ("ALSY__SYNC__INTERVAL", "1h"),
+        ("ALSY__SYNC__DEBOUNCE", "200ms"),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v.to_owned()))
+    .collect();
+    (
+        AlsyProcess::start(binary, &env, &[]),
+        format!("http://127.0.0.1:{port}"),
+    )
+}
+
+/// The last pass report `base` shows (`GET /api/v1/sync`), `null` before the first.
+async fn last_pass(http: &reqwest::Client, base: &str) -> serde_json::Value {
+    match http.get(format!("{base}/api/v1/sync")).send().await {
+        Ok(reply) => reply.json::<serde_json::Value>().await.unwrap_or_default()["data"].clone(),
+        Err(_) => serde_json::Value::Null,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_write_to_the_replica_without_the_lock_is_reconciled_after_the_holders_pass() {
+    let Some(binary) = any_binary() else {
+        return skip_unless_ci("no alsy binary is built; run `cargo build -p alsy` first");
+    };
+    let database = alsy_tests::test_database!();
+    let server = KubeServer::start().await;
+    let kubeconfig = server.write_kubeconfig("alsy-replicas");
+    let http = reqwest::Client::new();
+    let clock = Instant::now();
+    let step = |what: &str| eprintln!("[{:>6.2?}] {what}", clock.elapsed());
+
+    // Replica A's start-up pass takes the lock, reads the (empty) desired state, then lists the
+    // pods: the test API server holds that list until the gate opens.
+    let gate = Gate::new();
+    server.inject(Verb::List, None, 1, Fault::Hold(gate.clone()));
+    let (a, a_base) = replica_process(&binary, &database, &kubeconfig);
+    gate.arrived(1).await;
+    step("replica A holds the lock; its start-up pass waits at the gate");
+
+    let (b, b_base) = replica_process(&binary, &database, &kubeconfig);
+    eventually(
+        "replica B's start-up pass was skipped",
+        Duration::from_secs(30),
+        || async { last_pass(&http, &b_base).await["outcome"] == "skipped" },
+    )
+    .await;
+    step("replica B started; its start-up pass skipped (A holds the lock)");
+
+    let created = http
+        .post(format!("{b_base}/api/v1/clients"))
+        .body(client_body("written-to-b").to_string())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(created.status(), StatusCode::CREATED);
+    let id = created.json::<serde_json::Value>().await.unwrap()["data"]["id"]
+        .as_i64()
+        .unwrap();
+    let switched = http
+        .put(format!("{b_base}/api/v1/status/{id}"))
+        .body(r#"{"VWAP":true,"TWAP":false,"HFT":false}"#)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(switched.status(), StatusCode::OK);
+    eventually(
+        "replica B's nudged pass was skipped",
+        Duration::from_secs(30),
+        || async {
+            let report = last_pass(&http, &b_base).await;
+            report["trigger"] == "nudge" && report["outcome"] == "skipped"
+        },
+    )
+    .await;
+    step(&format!(
+        "wrote client {id} to B; B's nudged pass skipped (A still holds the lock)"
+    ));
+
+    gate.open();
+    let opened = Instant::now();
+    step("gate opened: A's start-up pass finishes on the desired state it read before the write");
+    let pod = format!("vwap-{id}");
+    // No interval pass and no new write: only B's retried nudge can reconcile it.
+    eventually(
+        "the write to B is reconciled after A's pass",
+        Duration::from_secs(30),
+        || async { last_pass(&http, &b_base).await["created"] == json!([pod]) },
+    )
+    .await;
+    step(&format!(
+        "B's retried nudge pass created {pod}, {:?} after the gate opened",
+        opened.elapsed()
+    ));
+    let a_report = last_pass(&http, &a_base).await;
+    let b_report = last_pass(&http, &b_base).await;
+    eprintln!("replica A's last pass: {a_report}");
+    eprintln!("replica B's last pass: {b_report}");
+    assert_eq!(a_report["trigger"], "startup");
+    assert_eq!(a_report["created"], json!([]), "A read before the write");
+    assert_eq!(b_report["trigger"], "nudge");
+    assert!(server.pod("alsy-replicas", &pod).is_some());
+    drop((a, b));
 }

@@ -10,7 +10,7 @@ use alsy_app::{
     Reconciler, RepoError, Trigger, Watcher, WatcherConfig,
 };
 use alsy_domain::{Algorithm, AlgorithmStatus, Client, ClientId, PodPhase};
-use alsy_fake::{FakePodRuntime, InMemoryRepository, LocalPassLock};
+use alsy_fake::{FakePodRuntime, Gate, InMemoryRepository, LocalPassLock};
 use alsy_tests::fixtures::{eventually, pod, spec};
 use alsy_tests::logs::Logs;
 use async_trait::async_trait;
@@ -488,19 +488,44 @@ async fn the_watcher_runs_a_startup_pass_and_a_pass_after_a_nudge() {
 async fn sync_now_waits_for_the_running_pass_and_reflects_every_earlier_write() {
     let world = World::new();
     let a = world.client("a", true, false, false).await;
-    world.runtime.set_latency(Duration::from_millis(200));
+    let gate = Gate::new();
+    world.runtime.hold_next_list(&gate);
     let watcher = world.watcher(Duration::ZERO);
-    // The start-up pass is running (slowly) while this write lands.
+    // The start-up pass has read the desired state (vwap only) and waits at the gate while this
+    // write lands.
+    gate.arrived(1).await;
     world
         .switch_on(a.id, &[Algorithm::Vwap, Algorithm::Twap], false)
         .await;
-    let report = watcher.handle().sync_now().await.unwrap();
+    let handle = watcher.handle();
+    // `join!` polls `sync_now` first: it is asked while the start-up pass still runs.
+    let (report, ()) = tokio::join!(handle.sync_now(), async {
+        tokio::task::yield_now().await;
+        gate.open();
+    });
+    let report = report.unwrap();
     assert_eq!(report.trigger, Trigger::Request);
-    assert!(
-        world.runtime.pod(&pod(Algorithm::Twap, a.id)).is_some(),
+    assert_eq!(
+        report.outcome,
+        PassOutcome::Completed,
+        "it waited for the running pass instead of being turned away by the lock"
+    );
+    assert_eq!(
+        report.created,
+        [pod(Algorithm::Twap, a.id)],
         "the write before the request is reconciled"
     );
-    assert_eq!(report.outcome, PassOutcome::Completed);
+    let operations: Vec<_> = world
+        .runtime
+        .operations()
+        .iter()
+        .map(|op| op.pod.clone())
+        .collect();
+    assert_eq!(
+        operations,
+        [pod(Algorithm::Vwap, a.id), pod(Algorithm::Twap, a.id)],
+        "the start-up pass ran first, on what it had read"
+    );
     watcher.stop().await;
 }
 

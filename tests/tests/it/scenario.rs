@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use alsy_app::Operation;
 use alsy_domain::{Algorithm, ClientId, PodName, PodPhase};
+use alsy_fake::Gate;
 use alsy_tests::app::TestApp;
 use alsy_tests::fixtures::{client_body, eventually};
 use reqwest::StatusCode;
@@ -232,24 +233,22 @@ async fn an_update_arriving_during_a_restart_is_not_lost(app: TestApp) {
     )
     .await;
 
-    app.runtime().set_latency(Duration::from_millis(300));
-    let calls = app.runtime().calls_started();
+    let gate = Gate::new();
+    app.runtime().hold_next_list(&gate);
     let pass = app.request(reqwest::Method::POST, "/api/v1/sync", None);
     let late_update = async {
-        // Once the runtime is called the pass has read the desired state; this write lands after.
-        eventually(
-            "the pass is talking to the runtime",
-            Duration::from_secs(5),
-            || async { app.runtime().calls_started() > calls },
-        )
-        .await;
+        // The pass lists pods after reading the desired state: this write lands after its read,
+        // before it acknowledges.
+        gate.arrived(1).await;
         let mut body = client_body("busy");
         body["version"] = json!(3);
-        app.put(&format!("/api/v1/clients/{id}?need_restart=true"), &body)
-            .await
+        let update = app
+            .put(&format!("/api/v1/clients/{id}?need_restart=true"), &body)
+            .await;
+        gate.open();
+        update
     };
     let (pass, update) = tokio::join!(pass, late_update);
-    app.runtime().set_latency(Duration::ZERO);
     assert_eq!(
         pass.body["data"]["restarted"],
         json!([format!("vwap-{id}")])
