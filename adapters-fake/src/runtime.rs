@@ -44,6 +44,7 @@ struct State {
     foreign: BTreeSet<String>,
     failing: HashMap<PodName, u32>,
     failing_lists: u32,
+    panicking_lists: u32,
     held_lists: VecDeque<Gate>,
     latency: Duration,
     last_uid: u64,
@@ -146,6 +147,11 @@ impl FakePodRuntime {
         self.state().failing_lists = count;
     }
 
+    /// Makes the next `count` calls to `list` panic, as a bug would: the caller's task dies.
+    pub fn panic_next_lists(&self, count: u32) {
+        self.state().panicking_lists = count;
+    }
+
     /// Adds `latency` to every call from now on.
     pub fn set_latency(&self, latency: Duration) {
         self.state().latency = latency;
@@ -192,6 +198,11 @@ impl PodRuntime for FakePodRuntime {
             gate.pass().await;
         }
         let mut state = self.state();
+        if state.panicking_lists > 0 {
+            state.panicking_lists -= 1;
+            drop(state);
+            panic!("injected panic in list");
+        }
         if state.failing_lists > 0 {
             state.failing_lists -= 1;
             return Err(RuntimeError::Unavailable {

@@ -91,6 +91,8 @@ impl ApiError {
     pub const STORAGE_UNAVAILABLE: &'static str = "storage unavailable";
     /// The public message for "the pod runtime cannot be reached".
     pub const RUNTIME_UNAVAILABLE: &'static str = "pod runtime unavailable";
+    /// The public message when the watcher has died.
+    pub const WATCHER_DEAD: &'static str = "watcher not running";
     /// The public message while the service stops.
     pub const SHUTTING_DOWN: &'static str = "service is shutting down";
 }
@@ -120,6 +122,10 @@ impl From<ServiceError> for ApiError {
             ServiceError::Runtime(e @ RuntimeError::Rejected { .. }) => {
                 ApiError::Internal(e.to_string())
             }
+            ServiceError::WatcherDead(e) => ApiError::Unavailable {
+                message: ApiError::WATCHER_DEAD,
+                detail: e.to_string(),
+            },
             ServiceError::ShuttingDown(_) => ApiError::Unavailable {
                 message: ApiError::SHUTTING_DOWN,
                 detail: String::new(),

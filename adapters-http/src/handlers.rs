@@ -57,7 +57,7 @@ pub(crate) async fn health() -> Outcome {
     Ok(envelope::ok_empty(StatusCode::OK))
 }
 
-/// `GET /api/ready`: storage answers.
+/// `GET /api/ready`: the watcher runs and storage answers.
 pub(crate) async fn ready(service: Service) -> Outcome {
     match service.ready().await {
         Ok(()) => Ok(envelope::ok_empty(StatusCode::OK)),

@@ -19,4 +19,4 @@ pub use report::{
     FailedPart, HeldClient, Operation, PassOutcome, PassReport, PodFailure, Trigger,
 };
 pub use service::{PodView, Service, ServiceError};
-pub use watcher::{ShuttingDown, Watcher, WatcherConfig, WatcherHandle};
+pub use watcher::{ShuttingDown, Watcher, WatcherConfig, WatcherDead, WatcherHandle};

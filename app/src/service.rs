@@ -8,7 +8,7 @@ use alsy_domain::{
 
 use crate::ports::{ClientRepository, PodRuntime, RepoError, RuntimeError};
 use crate::report::PassReport;
-use crate::watcher::{ShuttingDown, WatcherHandle};
+use crate::watcher::{ShuttingDown, WatcherDead, WatcherHandle};
 
 /// Why a use case failed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -22,6 +22,9 @@ pub enum ServiceError {
     /// The service is shutting down.
     #[error(transparent)]
     ShuttingDown(#[from] ShuttingDown),
+    /// The watcher died: nothing reconciles.
+    #[error(transparent)]
+    WatcherDead(#[from] WatcherDead),
 }
 
 /// A pod as `GET /api/v1/pods` shows it.
@@ -128,8 +131,9 @@ impl Service {
         Ok(pods)
     }
 
-    /// Whether storage answers (readiness).
+    /// Whether the watcher runs and storage answers (readiness).
     pub async fn ready(&self) -> Result<(), ServiceError> {
+        self.watcher.check_alive()?;
         Ok(self.repo.ping().await?)
     }
 

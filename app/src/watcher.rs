@@ -1,10 +1,11 @@
 //! The watcher: runs a pass at start-up, on every interval tick, and shortly after API writes
 //! nudge it; `POST /api/v1/sync` runs one on demand. Passes never overlap.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
-use slog::{Logger, info, o};
+use slog::{Logger, error, info, o};
 use tokio::sync::{Notify, watch};
 use tokio::task::JoinHandle;
 use tokio::time::{Instant, MissedTickBehavior};
@@ -22,6 +23,11 @@ pub struct WatcherConfig {
     pub debounce: Duration,
 }
 
+/// The watcher task has ended without being told to stop (it panicked): nothing reconciles.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("the watcher is not running: nothing reconciles until the service restarts")]
+pub struct WatcherDead;
+
 /// The watcher has been told to stop and runs no more passes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 #[error("the watcher is shutting down")]
@@ -35,6 +41,8 @@ struct Shared {
     nudged: Notify,
     nudges_on: bool,
     stopping: watch::Sender<bool>,
+    /// False once the watcher task has ended, for whatever reason.
+    alive: AtomicBool,
 }
 
 impl Shared {
@@ -57,6 +65,15 @@ impl WatcherHandle {
     pub fn nudge(&self) {
         if self.shared.nudges_on {
             self.shared.nudged.notify_one();
+        }
+    }
+
+    /// `Err` once the watcher task has died without being told to stop (readiness says so).
+    pub fn check_alive(&self) -> Result<(), WatcherDead> {
+        let stopping = *self.shared.stopping.borrow();
+        match self.shared.alive.load(Ordering::Acquire) || stopping {
+            true => Ok(()),
+            false => Err(WatcherDead),
         }
     }
 
@@ -96,12 +113,21 @@ impl Watcher {
             nudged: Notify::new(),
             nudges_on: !config.debounce.is_zero(),
             stopping: watch::channel(false).0,
+            alive: AtomicBool::new(true),
         });
-        let task = tokio::spawn(run(shared.clone(), config));
+        let log = log.new(o!("component" => "sync/watcher"));
+        let task = tokio::spawn(run(
+            shared.clone(),
+            config,
+            Alive {
+                shared: shared.clone(),
+                log: log.clone(),
+            },
+        ));
         Watcher {
             handle: WatcherHandle { shared },
             task,
-            log: log.new(o!("component" => "sync/watcher")),
+            log,
         }
     }
 
@@ -115,7 +141,7 @@ impl Watcher {
     pub async fn stop(self) {
         info!(self.log, "watcher stopping; waiting for the running pass");
         self.handle.shared.stopping.send_replace(true);
-        // The loop ends after its current pass; a join error means it panicked, already reported.
+        // The loop ends after its current pass; a panic was logged when the watcher died.
         let _ = self.task.await;
         // Wait too for a pass started by `POST /api/v1/sync`.
         let _idle = self.handle.shared.pass.lock().await;
@@ -123,7 +149,24 @@ impl Watcher {
     }
 }
 
-async fn run(shared: Arc<Shared>, config: WatcherConfig) {
+/// Lives as long as the watcher loop: when the loop ends — returning, or unwinding from a panic —
+/// it marks the watcher dead and, unless the watcher was told to stop, says so at ERROR.
+struct Alive {
+    shared: Arc<Shared>,
+    log: Logger,
+}
+
+impl Drop for Alive {
+    fn drop(&mut self) {
+        self.shared.alive.store(false, Ordering::Release);
+        if !*self.shared.stopping.borrow() {
+            error!(self.log, "the watcher died: nothing reconciles until the service restarts";
+                "panicked" => std::thread::panicking());
+        }
+    }
+}
+
+async fn run(shared: Arc<Shared>, config: WatcherConfig, _alive: Alive) {
     let mut stopping = shared.stopping.subscribe();
     shared.pass(Trigger::Startup).await;
     let mut ticker = tokio::time::interval_at(Instant::now() + config.interval, config.interval);

@@ -70,6 +70,35 @@ async fn storage_down_is_503_storage_unavailable() {
 }
 
 #[tokio::test]
+async fn a_dead_watcher_makes_the_service_not_ready_and_is_logged_at_error() {
+    // Nudges on, so the next write runs a pass in the watcher's own task.
+    let app = TestApp::builder()
+        .env("ALSY__SYNC__DEBOUNCE", "10ms")
+        .spawn()
+        .await;
+    assert_eq!(app.get("/api/ready").await.status, StatusCode::OK);
+    app.runtime().panic_next_lists(1);
+    let id = app.create_client("nudger").await;
+    app.put_status(id, json!({"VWAP": true, "TWAP": false, "HFT": false}))
+        .await;
+    alsy_tests::fixtures::eventually(
+        "readiness reports the dead watcher",
+        std::time::Duration::from_secs(10),
+        || async { app.get("/api/ready").await.status == StatusCode::SERVICE_UNAVAILABLE },
+    )
+    .await;
+    app.get("/api/ready")
+        .await
+        .assert_error(StatusCode::SERVICE_UNAVAILABLE, "watcher not running");
+    let died = app.logs.lines().into_iter().any(|l| {
+        l.level == "ERROR" && l.msg.starts_with("the watcher died") && l.field("panicked") == true
+    });
+    assert!(died, "the watcher's death is logged at ERROR");
+    assert_eq!(app.get("/api/health").await.status, StatusCode::OK);
+    app.shutdown().await;
+}
+
+#[tokio::test]
 async fn runtime_down_is_503_pod_runtime_unavailable() {
     let app = TestApp::spawn().await;
     app.runtime().fail_next_lists(2);
