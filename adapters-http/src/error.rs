@@ -137,6 +137,10 @@ impl From<ServiceError> for ApiError {
 /// Turns what warp rejected (no route, wrong method, a query it could not decode) into an
 /// [`ApiError`]; anything unexpected is an internal error whose detail is logged.
 pub(crate) fn from_rejection(rejection: &warp::Rejection, method: &str, path: &str) -> ApiError {
+    // First: only the route that matched both path and method rejects a query.
+    if let Some(crate::routes::UnknownQuery(message)) = rejection.find() {
+        return ApiError::BadRequest(message.clone());
+    }
     if rejection.is_not_found() {
         return ApiError::NotFound(format!("no route for {method} {}", shorten(path)));
     }

@@ -10,46 +10,70 @@
 use std::fmt;
 
 use alsy_domain::{Algorithm, AlgorithmStatus, ClientId, ClientSpec, ClientSpecInput, PageRequest};
-use serde::de::{Deserialize, Deserializer, MapAccess, Visitor};
+use serde::de::{Deserialize, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde_json::Value;
 
 /// A JSON object with its keys in the order given, duplicates included.
 struct Object(Vec<(String, Value)>);
 
-impl<'de> Deserialize<'de> for Object {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Object, D::Error> {
-        struct ObjectVisitor;
-        impl<'de> Visitor<'de> for ObjectVisitor {
-            type Value = Object;
+/// A body parsed once: an object with every key as given (serde_json's own map keeps only the
+/// last of a repeated key), or the kind of the value that is not an object.
+enum Top {
+    Object(Object),
+    Other(&'static str),
+}
+
+impl<'de> Deserialize<'de> for Top {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Top, D::Error> {
+        struct TopVisitor;
+        impl<'de> Visitor<'de> for TopVisitor {
+            type Value = Top;
             fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("a JSON object")
+                f.write_str("a JSON value")
             }
-            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Object, A::Error> {
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Top, A::Error> {
                 let mut entries = Vec::new();
                 while let Some(entry) = map.next_entry::<String, Value>()? {
                     entries.push(entry);
                 }
-                Ok(Object(entries))
+                Ok(Top::Object(Object(entries)))
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Top, A::Error> {
+                while seq.next_element::<IgnoredAny>()?.is_some() {}
+                Ok(Top::Other("an array"))
+            }
+            fn visit_unit<E>(self) -> Result<Top, E> {
+                Ok(Top::Other("null"))
+            }
+            fn visit_bool<E>(self, _: bool) -> Result<Top, E> {
+                Ok(Top::Other("a boolean"))
+            }
+            fn visit_i64<E>(self, _: i64) -> Result<Top, E> {
+                Ok(Top::Other("an integer"))
+            }
+            fn visit_u64<E>(self, _: u64) -> Result<Top, E> {
+                Ok(Top::Other("an integer"))
+            }
+            fn visit_f64<E>(self, _: f64) -> Result<Top, E> {
+                Ok(Top::Other("a number"))
+            }
+            fn visit_str<E>(self, _: &str) -> Result<Top, E> {
+                Ok(Top::Other("a string"))
             }
         }
-        deserializer.deserialize_any(ObjectVisitor)
+        deserializer.deserialize_any(TopVisitor)
     }
 }
 
-/// Parses a body as one JSON object, whatever the Content-Type said.
+/// Parses a body, once, as one JSON object, whatever the Content-Type said.
 fn object(body: &[u8]) -> Result<Object, String> {
     if body.iter().all(u8::is_ascii_whitespace) {
         return Err("request body is empty; expected a JSON object".into());
     }
-    let value: Value = serde_json::from_slice(body).map_err(|e| format!("malformed JSON: {e}"))?;
-    if !value.is_object() {
-        return Err(format!(
-            "request body must be a JSON object, found {}",
-            kind(&value)
-        ));
+    match serde_json::from_slice(body).map_err(|e| format!("malformed JSON: {e}"))? {
+        Top::Object(object) => Ok(object),
+        Top::Other(kind) => Err(format!("request body must be a JSON object, found {kind}")),
     }
-    // Parse again keeping duplicates: serde_json's own map keeps only the last of a repeated key.
-    serde_json::from_slice(body).map_err(|e| format!("malformed JSON: {e}"))
 }
 
 /// A JSON value's type, as messages name it.
@@ -179,10 +203,13 @@ fn known_only(query: &Query, known: &[&str]) -> Result<(), String> {
     let mut seen: Vec<&str> = Vec::new();
     for (key, _) in query {
         if !known.contains(&key.as_str()) {
-            return Err(format!(
-                "unknown query parameter {key:?} (expected {})",
-                known.join(" or ")
-            ));
+            return Err(match known {
+                [] => format!("unknown query parameter {key:?} (this route takes none)"),
+                _ => format!(
+                    "unknown query parameter {key:?} (expected {})",
+                    known.join(" or ")
+                ),
+            });
         }
         if seen.contains(&key.as_str()) {
             return Err(format!("query parameter {key:?} given more than once"));
@@ -209,6 +236,11 @@ pub(crate) fn need_restart(query: &Query) -> Result<bool, String> {
             "invalid query parameter \"need_restart\"={other:?}: expected true, false, 1 or 0"
         )),
     }
+}
+
+/// The query of a route that takes no parameters: it must be empty.
+pub(crate) fn no_parameters(query: &Query) -> Result<(), String> {
+    known_only(query, &[])
 }
 
 /// `?after=ID&limit=N` of the client list.

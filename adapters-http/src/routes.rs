@@ -74,17 +74,36 @@ fn query() -> impl Filter<Extract = (Query,), Error = Rejection> + Clone {
     warp::query::<Query>()
 }
 
+/// For a route that takes no query parameters: any parameter is 400, as on every other route.
+fn no_query() -> impl Filter<Extract = (), Error = Rejection> + Clone {
+    query()
+        .and_then(|query: Query| async move {
+            crate::input::no_parameters(&query)
+                .map_err(|message| warp::reject::custom(UnknownQuery(message)))
+        })
+        .untuple_one()
+}
+
+/// A query parameter the route does not take; [`from_rejection`] makes it a 400.
+#[derive(Debug)]
+pub(crate) struct UnknownQuery(pub(crate) String);
+
+impl warp::reject::Reject for UnknownQuery {}
+
 /// `/api/health`, `/api/ready`, `/api/v1/pods`.
 fn system(service: &Service) -> Route {
     let health = warp::path!("api" / "health")
         .and(warp::get())
+        .and(no_query())
         .then(handlers::health);
     let ready = warp::path!("api" / "ready")
         .and(warp::get())
+        .and(no_query())
         .and(with_service(service))
         .then(handlers::ready);
     let pods = warp::path!("api" / "v1" / "pods")
         .and(warp::get())
+        .and(no_query())
         .and(with_service(service))
         .then(handlers::pods);
     health.or(ready).unify().or(pods).unify().boxed()
@@ -99,12 +118,14 @@ fn clients(service: &Service) -> Route {
         .then(handlers::list_clients);
     let create = warp::path!("api" / "v1" / "clients")
         .and(warp::post())
+        .and(no_query())
         .and(with_service(service))
         .and(body())
         .then(handlers::create_client);
     let item = || warp::path!("api" / "v1" / "clients" / String);
     let get = item()
         .and(warp::get())
+        .and(no_query())
         .and(with_service(service))
         .then(handlers::get_client);
     let update = item()
@@ -115,6 +136,7 @@ fn clients(service: &Service) -> Route {
         .then(handlers::update_client);
     let delete = item()
         .and(warp::delete())
+        .and(no_query())
         .and(with_service(service))
         .then(handlers::delete_client);
     list.or(create)
@@ -133,6 +155,7 @@ fn statuses(service: &Service) -> Route {
     let item = || warp::path!("api" / "v1" / "status" / String);
     let get = item()
         .and(warp::get())
+        .and(no_query())
         .and(with_service(service))
         .then(handlers::get_client);
     let set = item()
@@ -148,10 +171,12 @@ fn statuses(service: &Service) -> Route {
 fn sync(service: &Service) -> Route {
     let last = warp::path!("api" / "v1" / "sync")
         .and(warp::get())
+        .and(no_query())
         .and(with_service(service))
         .then(handlers::last_pass);
     let now = warp::path!("api" / "v1" / "sync")
         .and(warp::post())
+        .and(no_query())
         .and(with_service(service))
         .then(handlers::sync_now);
     last.or(now).unify().boxed()

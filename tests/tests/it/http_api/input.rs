@@ -163,6 +163,49 @@ async fn need_restart_is_true_false_one_or_zero() {
 }
 
 #[tokio::test]
+async fn an_unknown_query_parameter_is_400_on_every_route() {
+    let app = TestApp::spawn().await;
+    let id = app.create_client("Jimbo").await;
+    let body = client_body("Jimbo").to_string();
+    let routes = [
+        (Method::GET, "/api/health".to_owned(), None),
+        (Method::GET, "/api/ready".to_owned(), None),
+        (Method::GET, "/api/v1/pods".to_owned(), None),
+        (Method::GET, "/api/v1/clients".to_owned(), None),
+        (Method::POST, "/api/v1/clients".to_owned(), Some(body.clone())),
+        (Method::GET, format!("/api/v1/clients/{id}"), None),
+        (Method::PUT, format!("/api/v1/clients/{id}"), Some(body)),
+        (Method::GET, format!("/api/v1/status/{id}"), None),
+        (
+            Method::PUT,
+            format!("/api/v1/status/{id}"),
+            Some(r#"{"VWAP":true,"TWAP":false,"HFT":false}"#.to_owned()),
+        ),
+        (Method::GET, "/api/v1/sync".to_owned(), None),
+        (Method::POST, "/api/v1/sync".to_owned(), None),
+        (Method::DELETE, format!("/api/v1/clients/{id}"), None),
+    ];
+    for (method, path, body) in routes {
+        let reply = app
+            .request(method.clone(), &format!("{path}?x=1"), body.as_deref())
+            .await;
+        assert_eq!(
+            reply.status,
+            StatusCode::BAD_REQUEST,
+            "{method} {path}?x=1: {:?}",
+            reply.body
+        );
+        assert!(reply.message().contains("\"x\""), "{method} {path}: {}", reply.message());
+    }
+    assert_eq!(
+        app.get(&format!("/api/v1/clients/{id}")).await.status,
+        StatusCode::OK,
+        "the refused DELETE deleted nothing"
+    );
+    app.shutdown().await;
+}
+
+#[tokio::test]
 async fn an_id_that_is_not_a_stored_client_is_404() {
     let app = TestApp::spawn().await;
     let body = client_body("Jimbo").to_string();
