@@ -24,4 +24,4 @@ pub use error::PostgresError;
 pub use lock::AdvisoryPassLock;
 pub use migrate::{MIGRATIONS, migrate};
 pub use repository::PostgresRepository;
-pub use settings::{MAX_LIFETIME, PostgresSettings, redact_password};
+pub use settings::{MAX_LIFETIME, PostgresSettings, redact_url};

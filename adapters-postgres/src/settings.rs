@@ -98,7 +98,7 @@ impl PostgresSettings {
 impl fmt::Debug for PostgresSettings {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("PostgresSettings")
-            .field("url", &redact_password(&self.url))
+            .field("url", &redact_url(&self.url))
             .field("min_conns", &self.min_conns)
             .field("max_conns", &self.max_conns)
             .field("start_timeout", &self.start_timeout)
@@ -110,28 +110,42 @@ impl fmt::Debug for PostgresSettings {
     }
 }
 
-/// The URL with its password replaced by `***`, fit for a log: the `user:password@` part of a
-/// URL, or the `password=` pair of a `key=value` connection string.
-pub fn redact_password(url: &str) -> String {
-    let Some((scheme, rest)) = url.split_once("://") else {
+/// The connection string with its password replaced by `***`: the one redaction used wherever a
+/// database URL can reach a log line, an error or `Debug` output. A URL's `user:password@` and any
+/// `password=` query parameter (parsed with the `url` crate); a `key=value` string's `password=`
+/// pair; a URL that does not parse is hidden whole, since where its password is cannot be known.
+pub fn redact_url(url: &str) -> String {
+    const HIDDEN: &str = "***";
+    if !url.contains("://") {
         return url
             .split(' ')
             .map(|pair| match pair.split_once('=') {
-                Some(("password", _)) => "password=***",
-                _ => pair,
+                Some((key, _)) if key.eq_ignore_ascii_case("password") => format!("{key}={HIDDEN}"),
+                _ => pair.to_owned(),
             })
             .collect::<Vec<_>>()
             .join(" ");
-    };
-    let authority_end = rest.find(['/', '?']).unwrap_or(rest.len());
-    let (authority, path) = rest.split_at(authority_end);
-    match authority.rsplit_once('@') {
-        Some((userinfo, host)) => match userinfo.split_once(':') {
-            Some((user, _password)) => format!("{scheme}://{user}:***@{host}{path}"),
-            None => url.to_owned(),
-        },
-        None => url.to_owned(),
     }
+    let Ok(mut parsed) = url::Url::parse(url) else {
+        let scheme = url.split_once("://").map_or("", |(scheme, _)| scheme);
+        return format!("{scheme}://{HIDDEN} (an unparsable URL, hidden whole)");
+    };
+    if parsed.password().is_some() {
+        // Only a URL that cannot have a password refuses one; it has none to hide then.
+        let _ = parsed.set_password(Some(HIDDEN));
+    }
+    let is_password = |key: &str| key.eq_ignore_ascii_case("password");
+    if parsed.query_pairs().any(|(key, _)| is_password(&key)) {
+        let pairs: Vec<(String, String)> = parsed
+            .query_pairs()
+            .map(|(key, value)| match is_password(&key) {
+                true => (key.into_owned(), HIDDEN.to_owned()),
+                false => (key.into_owned(), value.into_owned()),
+            })
+            .collect();
+        parsed.query_pairs_mut().clear().extend_pairs(pairs);
+    }
+    parsed.to_string()
 }
 
 /// A number in `[0, 1)`. Jitter needs no strong randomness: std's `RandomState` is randomly
@@ -167,16 +181,34 @@ mod tests {
             "postgres://localhost",
             "host=localhost user=postgres",
         ] {
-            assert_eq!(redact_password(kept), kept);
+            assert_eq!(redact_url(kept), kept);
         }
-        assert_eq!(
-            redact_password("host=db password=s3cret user=alsy"),
-            "host=db password=*** user=alsy"
-        );
-        assert_eq!(
-            redact_password("postgresql://u:p@a,b:5433/db"),
-            "postgresql://u:***@a,b:5433/db"
-        );
+        for (url, redacted) in [
+            (
+                "host=db password=s3cret user=alsy",
+                "host=db password=*** user=alsy",
+            ),
+            (
+                "postgresql://u:s3cret@a,b:5433/db",
+                "postgresql://u:***@a,b:5433/db",
+            ),
+            (
+                "postgres://alsy@db/alsy?password=s3cret&sslmode=require",
+                "postgres://alsy@db/alsy?password=***&sslmode=require",
+            ),
+            (
+                "postgres://alsy:s3cret@db/alsy?PASSWORD=s3cret",
+                "postgres://alsy:***@db/alsy?PASSWORD=***",
+            ),
+            ("postgres://a:s3cret:c@h/d", "postgres://a:***@h/d"),
+            (
+                "postgres://u:s3cret@[::1/db",
+                "postgres://*** (an unparsable URL, hidden whole)",
+            ),
+        ] {
+            assert_eq!(redact_url(url), redacted);
+            assert!(!redact_url(url).contains("s3cret"));
+        }
     }
 
     #[test]

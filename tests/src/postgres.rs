@@ -7,7 +7,7 @@ use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use alsy_postgres::{PostgresRepository, PostgresSettings, redact_password};
+use alsy_postgres::{PostgresRepository, PostgresSettings, redact_url};
 use tokio_postgres::{Client, NoTls};
 
 use crate::logs::Logs;
@@ -169,7 +169,7 @@ async fn connect(url: &str) -> Result<Client, String> {
 
 fn unreachable(url: &str, cause: &str) -> Option<TestDatabase> {
     let test = std::thread::current().name().unwrap_or("a test").to_owned();
-    let url = redact_password(url);
+    let url = redact_url(url);
     if std::env::var("CI").as_deref() == Ok("true") {
         panic!("PostgreSQL not reachable at {url} ({cause}); CI=true, so {test} fails");
     }

@@ -19,7 +19,7 @@ pub use settings::{
     RuntimeSettings, Settings, StorageKind, StorageSettings, SyncSettings,
 };
 pub use sources::setting_names;
-pub use values::redact_url;
+pub use alsy_postgres::redact_url;
 
 /// Why the settings could not be loaded.
 #[derive(Debug)]

@@ -45,8 +45,8 @@ pub enum StorageKind {
     Memory,
 }
 
-/// Storage settings; all but `kind` matter only for PostgreSQL.
-#[derive(Debug, Clone, PartialEq)]
+/// Storage settings; all but `kind` matter only for PostgreSQL. `Debug` redacts the URL.
+#[derive(Clone, PartialEq)]
 pub struct StorageSettings {
     /// Which storage.
     pub kind: StorageKind,
@@ -66,6 +66,22 @@ pub struct StorageSettings {
     pub idle_timeout: Duration,
     /// Random spread of connection lifetimes.
     pub lifetime_jitter: Duration,
+}
+
+impl std::fmt::Debug for StorageSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StorageSettings")
+            .field("kind", &self.kind)
+            .field("url", &super::redact_url(&self.url))
+            .field("min_conns", &self.min_conns)
+            .field("max_conns", &self.max_conns)
+            .field("start_timeout", &self.start_timeout)
+            .field("read_timeout", &self.read_timeout)
+            .field("write_timeout", &self.write_timeout)
+            .field("idle_timeout", &self.idle_timeout)
+            .field("lifetime_jitter", &self.lifetime_jitter)
+            .finish()
+    }
 }
 
 /// The HTTP API's settings.
@@ -226,7 +242,7 @@ impl Reader<'_> {
             Ok(parsed) => Some(parsed),
             Err(problem) => {
                 let shown = if name == "storage.url" {
-                    values::redact_url(&value.text)
+                    super::redact_url(&value.text)
                 } else {
                     value.text.clone()
                 };

@@ -109,38 +109,6 @@ pub(crate) fn namespace(raw: &str) -> Result<Option<String>, String> {
     }
 }
 
-/// The URL with its password (in the user info or a `password=` parameter) replaced by `***`,
-/// for logs and error messages.
-pub fn redact_url(url: &str) -> String {
-    let mut out = match url.split_once("://") {
-        Some((scheme, rest)) => {
-            let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
-            let (authority, tail) = rest.split_at(authority_end);
-            let authority = match authority.rsplit_once('@') {
-                Some((user_info, host)) => match user_info.split_once(':') {
-                    Some((user, _password)) => format!("{user}:***@{host}"),
-                    None => authority.to_owned(),
-                },
-                None => authority.to_owned(),
-            };
-            format!("{scheme}://{authority}{tail}")
-        }
-        None => url.to_owned(),
-    };
-    if let Some(query_start) = out.find('?') {
-        let (head, query) = out.split_at(query_start + 1);
-        let query: Vec<String> = query
-            .split('&')
-            .map(|pair| match pair.split_once('=') {
-                Some((key, _)) if key.eq_ignore_ascii_case("password") => format!("{key}=***"),
-                _ => pair.to_owned(),
-            })
-            .collect();
-        out = format!("{head}{}", query.join("&"));
-    }
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -224,22 +192,5 @@ mod tests {
         for bad in ["Trading", "-a", "a-", "a_b", &"a".repeat(64)] {
             assert!(namespace(bad).is_err(), "{bad}");
         }
-    }
-
-    #[test]
-    fn passwords_are_redacted() {
-        assert_eq!(
-            redact_url("postgres://alsy:s3cret@db:5432/alsy"),
-            "postgres://alsy:***@db:5432/alsy"
-        );
-        assert_eq!(
-            redact_url("postgres://alsy@db/alsy?password=s3cret&sslmode=require"),
-            "postgres://alsy@db/alsy?password=***&sslmode=require"
-        );
-        assert_eq!(
-            redact_url("postgres://postgres@localhost:5432/postgres"),
-            "postgres://postgres@localhost:5432/postgres"
-        );
-        assert_eq!(redact_url("postgres://a:b:c@h/d"), "postgres://a:***@h/d");
     }
 }

@@ -396,3 +396,81 @@ async fn a_write_to_the_replica_without_the_lock_is_reconciled_after_the_holders
     assert!(server.pod("alsy-replicas", &pod).is_some());
     drop((a, b));
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_database_password_never_reaches_a_log_line_or_an_error() {
+    let database = alsy_tests::test_database!();
+    let proxy = TcpProxy::start(database.server_addr().await).await.unwrap();
+    // Trust authentication ignores both passwords, so the service really runs on this URL.
+    let via = database.url_via(proxy.addr());
+    let (scheme, rest) = via.split_once("://").unwrap();
+    let (user_info, host_and_path) = rest.split_once('@').unwrap();
+    let user = user_info.split(':').next().unwrap();
+    let separator = if host_and_path.contains('?') { '&' } else { '?' };
+    let url = format!(
+        "{scheme}://{user}:s3cret-in-userinfo@{host_and_path}{separator}password=s3cret-in-query"
+    );
+    assert!(url.contains("s3cret-in-userinfo@") && url.contains("password=s3cret-in-query"));
+    let secret = |text: &str| text.contains("s3cret") || text.contains("password=s3");
+
+    let env = [
+        ("ALSY__STORAGE__KIND", "postgres"),
+        ("ALSY__STORAGE__URL", url.as_str()),
+    ]
+    .map(|(k, v)| (k.to_owned(), v.to_owned()));
+    let settings = alsy::config::load_from(["alsy"], env).unwrap();
+    assert!(!secret(&format!("{settings:?}")), "{settings:?}");
+
+    let app = TestApp::builder()
+        .postgres_url(&url)
+        .env("ALSY__STORAGE__READ_TIMEOUT", "1s")
+        .env("ALSY__STORAGE__WRITE_TIMEOUT", "1s")
+        .spawn()
+        .await;
+    let id = app.create_client("secretive").await;
+    proxy.pause();
+    let mut replies = vec![
+        app.get("/api/ready").await,
+        app.get(&format!("/api/v1/clients/{id}")).await,
+        app.request(reqwest::Method::POST, "/api/v1/sync", None).await,
+    ];
+    proxy.restore();
+    replies.push(app.get("/api/v1/nowhere").await);
+    let logs = app.logs.clone();
+    app.shutdown().await;
+    for reply in &replies {
+        assert!(!secret(&reply.body.to_string()), "{:?}", reply.body);
+    }
+
+    // A start-up that cannot reach the database, and a URL that does not even parse.
+    let unreachable = format!(
+        "postgres://postgres:s3cret-in-userinfo@127.0.0.1:{}/x?password=s3cret-in-query",
+        free_port()
+    );
+    let env = [
+        ("ALSY__STORAGE__KIND", "postgres"),
+        ("ALSY__STORAGE__URL", unreachable.as_str()),
+        ("ALSY__STORAGE__START_TIMEOUT", "1s"),
+        ("ALSY__HTTP__ADDRESS", "127.0.0.1:0"),
+    ]
+    .map(|(k, v)| (k.to_owned(), v.to_owned()));
+    let settings = alsy::config::load_from(["alsy"], env).unwrap();
+    let start_error = alsy::start(settings, logs.logger(), alsy::Overrides::default())
+        .await
+        .err()
+        .expect("nothing listens there");
+    assert!(!secret(&format!("{start_error:#}")), "{start_error:#}");
+    let bad = [(
+        "ALSY__STORAGE__URL".to_owned(),
+        "postgres://u:s3cret@[::1/db?password=s3cret".to_owned(),
+    )];
+    let config_error = alsy::config::load_from(["alsy"], bad).unwrap_err();
+    assert!(!secret(&config_error.to_string()), "{config_error}");
+
+    let lines = logs.lines();
+    assert!(lines.iter().any(|l| l.level == "WARN"), "the outage was logged");
+    for line in lines {
+        let text = format!("{} {}", line.msg, serde_json::Value::Object(line.fields.clone()));
+        assert!(!secret(&text), "{text}");
+    }
+}
