@@ -12,8 +12,8 @@ use alsy_domain::{Acknowledgement, ClientId, DesiredState, PodAction, plan};
 
 use crate::ports::{ClientRepository, PassLock, PodRuntime, RuntimeError};
 
-/// Acknowledgements per storage call: one statement each on PostgreSQL, well within the write
-/// timeout.
+/// Acknowledgements per storage call: at most two statements on PostgreSQL (one for plain
+/// acknowledgements, one for restart marks), well within the write timeout.
 const ACK_BATCH: usize = 10_000;
 use crate::report::{
     FailedPart, HeldClient, Operation, PassOutcome, PassReport, PodFailure, Trigger,

@@ -1,6 +1,6 @@
 //! A [`ClientRepository`] wrapper that adds up the time spent in `desired_state` and in
 //! `acknowledge`, so the reconcile bench can split a first pass without touching the reconciler.
-//! The reconciler acknowledges one client after the other, so the sum is wall time.
+//! The reconciler acknowledges in batches, one call after the other, so the sum is wall time.
 
 use std::sync::Mutex;
 use std::time::{Duration, Instant, SystemTime};
