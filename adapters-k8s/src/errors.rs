@@ -55,7 +55,10 @@ pub(crate) fn runtime_error(
     match error {
         CallError::TimedOut => RuntimeError::Unavailable {
             pod,
-            detail: format!("{what}: no answer within {}", humane(timeout)),
+            detail: format!(
+                "{what}: no answer within {}",
+                humantime::format_duration(timeout)
+            ),
         },
         CallError::Kube(error) if is_retryable(&error) => RuntimeError::Unavailable {
             pod,
@@ -153,14 +156,6 @@ fn describe(error: &kube::Error) -> String {
     }
 }
 
-fn humane(duration: Duration) -> String {
-    if duration.subsec_millis() == 0 {
-        format!("{}s", duration.as_secs())
-    } else {
-        format!("{}ms", duration.as_millis())
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -251,7 +246,7 @@ mod tests {
         );
         assert_eq!(
             error.to_string(),
-            "runtime unavailable: list: no answer within 1500ms"
+            "runtime unavailable: list: no answer within 1s 500ms"
         );
     }
 }

@@ -341,26 +341,11 @@ fn suggestion(given: &str, known: impl IntoIterator<Item = String>) -> String {
     let given_upper = given.to_ascii_uppercase();
     known
         .into_iter()
-        .map(|k| (edit_distance(&given_upper, &k.to_ascii_uppercase()), k))
+        .map(|k| (strsim::levenshtein(&given_upper, &k.to_ascii_uppercase()), k))
         .filter(|(d, _)| *d <= 3)
         .min()
         .map(|(_, k)| format!("; did you mean {k}?"))
         .unwrap_or_default()
-}
-
-/// Levenshtein distance, for suggestions.
-fn edit_distance(a: &str, b: &str) -> usize {
-    let b: Vec<char> = b.chars().collect();
-    let mut previous: Vec<usize> = (0..=b.len()).collect();
-    for (i, ca) in a.chars().enumerate() {
-        let mut current = vec![i + 1];
-        for (j, cb) in b.iter().enumerate() {
-            let substitution = previous[j] + usize::from(ca != *cb);
-            current.push(substitution.min(previous[j + 1] + 1).min(current[j] + 1));
-        }
-        previous = current;
-    }
-    previous[b.len()]
 }
 
 #[cfg(test)]
@@ -409,12 +394,5 @@ mod tests {
             shown(Origin::File("alsy.toml".into())),
             r#"sync.interval="5 parsecs" in alsy.toml"#
         );
-    }
-
-    #[test]
-    fn edit_distance_counts_edits() {
-        assert_eq!(edit_distance("kitten", "sitting"), 3);
-        assert_eq!(edit_distance("", "abc"), 3);
-        assert_eq!(edit_distance("same", "same"), 0);
     }
 }
