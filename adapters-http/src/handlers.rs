@@ -160,7 +160,7 @@ pub(crate) async fn pods(service: Service) -> Outcome {
 pub(crate) async fn last_pass(service: Service) -> Outcome {
     let report = service.last_pass();
     // `Some(None)`: the key is there, `"data": null`, meaning "no pass has finished yet".
-    let report = report.as_ref().map(ReportDto::from);
+    let report = report.as_deref().map(ReportDto::from);
     Ok(envelope::ok(StatusCode::OK, None, Some(&report)))
 }
 
@@ -172,7 +172,7 @@ pub(crate) async fn sync_now(service: Service) -> Outcome {
     let report = tokio::spawn(async move { service.sync_now().await })
         .await
         .map_err(|e| ApiError::Internal(format!("the sync task failed: {e}")))??;
-    let body = ReportDto::from(&report);
+    let body = ReportDto::from(&*report);
     match &report.outcome {
         PassOutcome::Completed | PassOutcome::Skipped => {
             Ok(envelope::ok(StatusCode::OK, None, Some(&body)))

@@ -54,6 +54,10 @@ mod tests {
         }
         // 20 at once, then 10 more at 50 ms each: at least 500 ms (a lower bound only; how fast
         // is the benchmarks' business).
-        assert!(begin.elapsed() >= Duration::from_millis(450), "{:?}", begin.elapsed());
+        assert!(
+            begin.elapsed() >= Duration::from_millis(450),
+            "{:?}",
+            begin.elapsed()
+        );
     }
 }

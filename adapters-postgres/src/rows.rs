@@ -9,9 +9,7 @@ use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 
 use alsy_app::RepoError;
-use alsy_domain::{
-    AlgorithmStatus, Client, ClientId, ClientSpec, ClientSpecInput, UnusableClient,
-};
+use alsy_domain::{AlgorithmStatus, Client, ClientId, ClientSpec, ClientSpecInput, UnusableClient};
 
 use crate::schema::{algorithm_status, clients};
 

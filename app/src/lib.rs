@@ -15,8 +15,6 @@ pub use ports::{
     ClientRepository, HeldPassLock, PassLock, PodRuntime, RepoError, RuntimeError, StoredClients,
 };
 pub use reconciler::Reconciler;
-pub use report::{
-    FailedPart, HeldClient, Operation, PassOutcome, PassReport, PodFailure, Trigger,
-};
+pub use report::{FailedPart, HeldClient, Operation, PassOutcome, PassReport, PodFailure, Trigger};
 pub use service::{PodView, Service, ServiceError};
 pub use watcher::{ShuttingDown, Watcher, WatcherConfig, WatcherDead, WatcherHandle};

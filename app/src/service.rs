@@ -138,12 +138,12 @@ impl Service {
     }
 
     /// The last pass's report, if a pass has finished.
-    pub fn last_pass(&self) -> Option<PassReport> {
+    pub fn last_pass(&self) -> Option<Arc<PassReport>> {
         self.watcher.last_report()
     }
 
     /// Runs a fresh pass after any running one and returns its report.
-    pub async fn sync_now(&self) -> Result<PassReport, ServiceError> {
+    pub async fn sync_now(&self) -> Result<Arc<PassReport>, ServiceError> {
         Ok(self.watcher.sync_now().await?)
     }
 }

@@ -372,8 +372,8 @@ mod tests {
     fn a_held_client_keeps_its_running_pods_and_gets_no_new_ones() {
         let clients = [client(2, status(true, false, false), false)];
         let held = ClientId::new(1).unwrap();
-        let desired =
-            DesiredState::from_clients(&clients).holding([(held, "name: must not be blank".into())]);
+        let desired = DesiredState::from_clients(&clients)
+            .holding([(held, "name: must not be blank".into())]);
         let running = [
             observed("vwap-1", PodPhase::Running),
             observed("twap-1", PodPhase::Failed),

@@ -13,13 +13,13 @@ mod values;
 use std::ffi::OsString;
 use std::fmt;
 
+pub use alsy_postgres::redact_url;
 pub use cli::Command;
 pub use settings::{
     HttpConfig, K8sConfig, LogFormat, LogLevel, LogSettings, PodSecurityLevel, RuntimeKind,
     RuntimeSettings, Settings, StorageKind, StorageSettings, SyncSettings,
 };
 pub use sources::setting_names;
-pub use alsy_postgres::redact_url;
 
 /// Why the settings could not be loaded.
 #[derive(Debug)]

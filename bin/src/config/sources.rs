@@ -341,7 +341,12 @@ fn suggestion(given: &str, known: impl IntoIterator<Item = String>) -> String {
     let given_upper = given.to_ascii_uppercase();
     known
         .into_iter()
-        .map(|k| (strsim::levenshtein(&given_upper, &k.to_ascii_uppercase()), k))
+        .map(|k| {
+            (
+                strsim::levenshtein(&given_upper, &k.to_ascii_uppercase()),
+                k,
+            )
+        })
         .filter(|(d, _)| *d <= 3)
         .min()
         .map(|(_, k)| format!("; did you mean {k}?"))

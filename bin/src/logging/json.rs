@@ -40,22 +40,22 @@ pub fn level_name(level: Level) -> &'static str {
 
 /// Pairs in the order slog emits them.
 #[derive(Default)]
-struct Pairs(Vec<(String, Value)>);
+struct Pairs(Vec<(Key, Value)>);
 
 impl Pairs {
     fn push(&mut self, key: Key, value: Value) -> slog::Result {
-        self.0.push((key.to_string(), value));
+        self.0.push((key, value));
         Ok(())
     }
 
     /// The pairs in written order, the first of a repeated key kept.
-    fn in_written_order(mut self) -> Vec<(String, Value)> {
+    fn in_written_order(mut self) -> Vec<(Key, Value)> {
         self.0.reverse();
         let mut seen = Vec::with_capacity(self.0.len());
         self.0.retain(|(k, _)| {
             let first = !seen.contains(k);
             if first {
-                seen.push(k.clone());
+                seen.push(*k);
             }
             first
         });
@@ -131,17 +131,19 @@ pub fn render(record: &Record, values: &OwnedKVList) -> String {
     let component = event
         .iter()
         .chain(logger.iter())
-        .find(|(k, _)| k == "component")
+        .find(|(k, _)| *k == "component")
         .map(|(_, v)| v.clone());
-    let mut line = String::with_capacity(256);
-    line.push('{');
+    // Keys and values are escaped straight into the line: no string per key or value.
+    let mut line: Vec<u8> = Vec::with_capacity(256);
+    line.push(b'{');
     let mut field = |key: &str, value: &Value| {
         if line.len() > 1 {
-            line.push(',');
+            line.push(b',');
         }
-        line.push_str(&Value::String(key.to_owned()).to_string());
-        line.push(':');
-        line.push_str(&value.to_string());
+        // Writing JSON into a Vec cannot fail.
+        let _ = serde_json::to_writer(&mut line, key);
+        line.push(b':');
+        let _ = serde_json::to_writer(&mut line, value);
     };
     let time = Utc::now().to_rfc3339_opts(SecondsFormat::Nanos, true);
     field("time", &Value::String(time));
@@ -153,17 +155,18 @@ pub fn render(record: &Record, values: &OwnedKVList) -> String {
     let reserved = ["time", "level", "msg", "component"];
     for (key, value) in &logger {
         // The event's own value of a key wins over the logger's.
-        if !reserved.contains(&key.as_str()) && !event.iter().any(|(k, _)| k == key) {
+        if !reserved.contains(key) && !event.iter().any(|(k, _)| k == key) {
             field(key, value);
         }
     }
     for (key, value) in &event {
-        if !reserved.contains(&key.as_str()) {
+        if !reserved.contains(key) {
             field(key, value);
         }
     }
-    line.push_str("}\n");
-    line
+    line.extend_from_slice(b"}\n");
+    // serde_json writes UTF-8 only: the conversion never copies and never fails.
+    String::from_utf8(line).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())
 }
 
 impl<W: Write> Drain for JsonLines<W> {

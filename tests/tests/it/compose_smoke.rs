@@ -55,7 +55,6 @@ async fn json(request: reqwest::RequestBuilder) -> Value {
     response.json().await.expect("a JSON body")
 }
 
-
 #[tokio::test(flavor = "multi_thread")]
 async fn the_release_binary_runs_with_the_compose_environment() {
     let binary = release_binary();

@@ -180,7 +180,9 @@ async fn two_replicas_on_one_database_never_reconcile_at_once() {
         one.request(reqwest::Method::POST, "/api/v1/sync", None),
         async {
             gate.arrived(1).await;
-            let second = two.request(reqwest::Method::POST, "/api/v1/sync", None).await;
+            let second = two
+                .request(reqwest::Method::POST, "/api/v1/sync", None)
+                .await;
             gate.open();
             second
         },
@@ -227,12 +229,18 @@ async fn a_bad_stored_row_holds_back_only_its_own_client() {
     app.put_status(good, json!({"VWAP": false, "TWAP": true, "HFT": false}))
         .await;
 
-    let reply = app.request(reqwest::Method::POST, "/api/v1/sync", None).await;
+    let reply = app
+        .request(reqwest::Method::POST, "/api/v1/sync", None)
+        .await;
     assert_eq!(reply.status, StatusCode::OK, "{:?}", reply.body);
     let report = &reply.body["data"];
     assert_eq!(report["outcome"], "completed", "{report}");
     assert_eq!(report["created"], json!([format!("twap-{good}")]));
-    assert_eq!(report["deleted"], json!([]), "the held client's pod is left alone");
+    assert_eq!(
+        report["deleted"],
+        json!([]),
+        "the held client's pod is left alone"
+    );
     let held = report["held"].as_array().expect("held");
     assert_eq!(held.len(), 1, "{report}");
     assert_eq!(held[0]["client_id"], bad);
@@ -269,7 +277,10 @@ async fn a_bad_stored_row_holds_back_only_its_own_client() {
 
     // Replacing it with PUT makes it usable again: the next pass no longer holds it.
     let fixed = app
-        .put(&format!("/api/v1/clients/{bad}"), &client_body("edited-by-hand"))
+        .put(
+            &format!("/api/v1/clients/{bad}"),
+            &client_body("edited-by-hand"),
+        )
         .await;
     assert_eq!(fixed.status, StatusCode::OK, "{:?}", fixed.body);
     assert_eq!(app.sync().await["held"], json!([]));
@@ -406,7 +417,11 @@ async fn the_database_password_never_reaches_a_log_line_or_an_error() {
     let (scheme, rest) = via.split_once("://").unwrap();
     let (user_info, host_and_path) = rest.split_once('@').unwrap();
     let user = user_info.split(':').next().unwrap();
-    let separator = if host_and_path.contains('?') { '&' } else { '?' };
+    let separator = if host_and_path.contains('?') {
+        '&'
+    } else {
+        '?'
+    };
     let url = format!(
         "{scheme}://{user}:s3cret-in-userinfo@{host_and_path}{separator}password=s3cret-in-query"
     );
@@ -432,7 +447,8 @@ async fn the_database_password_never_reaches_a_log_line_or_an_error() {
     let mut replies = vec![
         app.get("/api/ready").await,
         app.get(&format!("/api/v1/clients/{id}")).await,
-        app.request(reqwest::Method::POST, "/api/v1/sync", None).await,
+        app.request(reqwest::Method::POST, "/api/v1/sync", None)
+            .await,
     ];
     proxy.restore();
     replies.push(app.get("/api/v1/nowhere").await);
@@ -468,9 +484,16 @@ async fn the_database_password_never_reaches_a_log_line_or_an_error() {
     assert!(!secret(&config_error.to_string()), "{config_error}");
 
     let lines = logs.lines();
-    assert!(lines.iter().any(|l| l.level == "WARN"), "the outage was logged");
+    assert!(
+        lines.iter().any(|l| l.level == "WARN"),
+        "the outage was logged"
+    );
     for line in lines {
-        let text = format!("{} {}", line.msg, serde_json::Value::Object(line.fields.clone()));
+        let text = format!(
+            "{} {}",
+            line.msg,
+            serde_json::Value::Object(line.fields.clone())
+        );
         assert!(!secret(&text), "{text}");
     }
 }

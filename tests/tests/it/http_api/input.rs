@@ -172,7 +172,11 @@ async fn an_unknown_query_parameter_is_400_on_every_route() {
         (Method::GET, "/api/ready".to_owned(), None),
         (Method::GET, "/api/v1/pods".to_owned(), None),
         (Method::GET, "/api/v1/clients".to_owned(), None),
-        (Method::POST, "/api/v1/clients".to_owned(), Some(body.clone())),
+        (
+            Method::POST,
+            "/api/v1/clients".to_owned(),
+            Some(body.clone()),
+        ),
         (Method::GET, format!("/api/v1/clients/{id}"), None),
         (Method::PUT, format!("/api/v1/clients/{id}"), Some(body)),
         (Method::GET, format!("/api/v1/status/{id}"), None),
@@ -195,7 +199,11 @@ async fn an_unknown_query_parameter_is_400_on_every_route() {
             "{method} {path}?x=1: {:?}",
             reply.body
         );
-        assert!(reply.message().contains("\"x\""), "{method} {path}: {}", reply.message());
+        assert!(
+            reply.message().contains("\"x\""),
+            "{method} {path}: {}",
+            reply.message()
+        );
     }
     assert_eq!(
         app.get(&format!("/api/v1/clients/{id}")).await.status,

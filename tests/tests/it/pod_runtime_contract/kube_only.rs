@@ -121,7 +121,10 @@ async fn a_call_that_gets_no_answer_is_unavailable_within_the_request_timeout() 
     kube.server.inject(Verb::List, None, 1, hang);
     let began = Instant::now();
     assert!(kube.runtime.list().await.unwrap_err().is_retryable());
-    assert!(began.elapsed() < timeout + LOAD_MARGIN, "the timeout, not the 30 s hang");
+    assert!(
+        began.elapsed() < timeout + LOAD_MARGIN,
+        "the timeout, not the 30 s hang"
+    );
 }
 
 #[tokio::test]
@@ -152,10 +155,7 @@ async fn an_unreachable_api_server_is_unavailable_naming_the_pod() {
         .create(&desired(Algorithm::Vwap, 1))
         .await
         .unwrap_err();
-    assert!(
-        began.elapsed() < request_timeout,
-        "refused, not timed out"
-    );
+    assert!(began.elapsed() < request_timeout, "refused, not timed out");
     assert!(
         error.to_string().to_lowercase().contains("connect"),
         "{error}"
