@@ -49,6 +49,9 @@ struct State {
     latency: Duration,
     last_uid: u64,
     calls: u64,
+    in_flight: usize,
+    max_in_flight: usize,
+    rejecting_lists: u32,
     history: VecDeque<FakeOperation>,
 }
 
@@ -176,16 +179,30 @@ impl FakePodRuntime {
         self.state().calls
     }
 
-    /// Counts the call, then waits out the injected latency.
+    /// The most calls that were waiting out the latency at the same moment.
+    pub fn max_in_flight(&self) -> usize {
+        self.state().max_in_flight
+    }
+
+    /// Makes the next `count` calls to `list` fail as refused (not retryable), as a runtime that
+    /// forbids the request would.
+    pub fn reject_next_lists(&self, count: u32) {
+        self.state().rejecting_lists = count;
+    }
+
+    /// Counts the call, then waits out the injected latency (counted as in flight meanwhile).
     async fn delay(&self) {
         let latency = {
             let mut state = self.state();
             state.calls += 1;
+            state.in_flight += 1;
+            state.max_in_flight = state.max_in_flight.max(state.in_flight);
             state.latency
         };
         if !latency.is_zero() {
             tokio::time::sleep(latency).await;
         }
+        self.state().in_flight -= 1;
     }
 }
 
@@ -202,6 +219,13 @@ impl PodRuntime for FakePodRuntime {
             state.panicking_lists -= 1;
             drop(state);
             panic!("injected panic in list");
+        }
+        if state.rejecting_lists > 0 {
+            state.rejecting_lists -= 1;
+            return Err(RuntimeError::Rejected {
+                pod: None,
+                detail: "injected refusal of list".into(),
+            });
         }
         if state.failing_lists > 0 {
             state.failing_lists -= 1;

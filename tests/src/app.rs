@@ -61,6 +61,12 @@ impl TestAppBuilder {
         self
     }
 
+    /// Leaves the `ALSY__*` setting `key` unset, so its default applies.
+    pub fn default_for(mut self, key: &str) -> Self {
+        self.env.retain(|(k, _)| k != key);
+        self
+    }
+
     /// Storage on `database`, wired by `ALSY__STORAGE__KIND=postgres` as in production.
     pub fn postgres(self, database: &TestDatabase) -> Self {
         self.postgres_url(database.url())

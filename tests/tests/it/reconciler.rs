@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use alsy_app::{
     ClientRepository, FailedPart, HeldPassLock, Operation, PassLock, PassOutcome, PassReport,
-    Reconciler, RepoError, Trigger, Watcher, WatcherConfig,
+    Reconciler, RepoError, Service, Trigger, Watcher, WatcherConfig,
 };
 use alsy_domain::{Algorithm, AlgorithmStatus, Client, ClientId, PodPhase};
 use alsy_fake::{FakePodRuntime, Gate, InMemoryRepository, LocalPassLock};
@@ -548,4 +548,112 @@ async fn stopping_the_watcher_lets_the_running_pass_finish_and_refuses_new_ones(
     assert_eq!(world.runtime.pods().len(), 9, "the running pass finished");
     assert_eq!(handle.last_report().map(|r| r.created.len()), Some(9));
     assert!(handle.sync_now().await.is_err(), "no pass after stop");
+}
+
+/// The passes the world's log reports, in order, by trigger.
+fn passes(world: &World) -> Vec<String> {
+    world
+        .logs
+        .lines()
+        .into_iter()
+        .filter(|l| l.msg == "pass finished")
+        .map(|l| l.field("trigger").as_str().unwrap_or_default().to_owned())
+        .collect()
+}
+
+/// Lets virtual time run well past `debounce`, so any nudged pass has run (time is paused: this
+/// waits for nothing real, it only moves the test's clock).
+async fn past(debounce: Duration) {
+    tokio::time::sleep(debounce * 5).await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn status_writes_deletes_and_restarts_nudge_a_pass_and_creates_and_plain_updates_do_not() {
+    let world = World::new();
+    let debounce = Duration::from_secs(1);
+    let watcher = world.watcher(debounce);
+    let service = Service::new(
+        Arc::new(world.repo.clone()),
+        Arc::new(world.runtime.clone()),
+        watcher.handle(),
+    );
+    past(debounce).await;
+    assert_eq!(passes(&world), ["startup"]);
+
+    let a = service.create_client(spec("a")).await.unwrap();
+    past(debounce).await;
+    assert_eq!(
+        passes(&world),
+        ["startup"],
+        "nothing should run yet: no nudge"
+    );
+
+    service.update_client(a.id, spec("a"), false).await.unwrap();
+    past(debounce).await;
+    assert_eq!(passes(&world), ["startup"], "a plain update does not nudge");
+
+    let on = AlgorithmStatus {
+        vwap: true,
+        ..AlgorithmStatus::default()
+    };
+    service.set_status(a.id, on, false).await.unwrap();
+    past(debounce).await;
+    assert_eq!(passes(&world), ["startup", "nudge"]);
+    assert_eq!(world.pod_names(), names(&[pod(Algorithm::Vwap, a.id)]));
+
+    service.update_client(a.id, spec("a"), true).await.unwrap();
+    past(debounce).await;
+    assert_eq!(passes(&world), ["startup", "nudge", "nudge"]);
+    let last = watcher.handle().last_report().unwrap();
+    assert_eq!(names(&last.restarted), names(&[pod(Algorithm::Vwap, a.id)]));
+
+    service.delete_client(a.id).await.unwrap();
+    past(debounce).await;
+    assert_eq!(passes(&world), ["startup", "nudge", "nudge", "nudge"]);
+    assert!(
+        world.pod_names().is_empty(),
+        "the deleted client's pod went"
+    );
+    watcher.stop().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_interval_ticker_runs_a_pass_that_repairs_drift() {
+    let world = World::new();
+    let a = world.client("a", true, false, false).await;
+    let interval = Duration::from_secs(3600);
+    let watcher = world.watcher(Duration::ZERO);
+    past(Duration::from_secs(1)).await;
+    assert_eq!(passes(&world), ["startup"]);
+    assert!(world.runtime.drop_pod(&pod(Algorithm::Vwap, a.id)));
+
+    tokio::time::sleep(interval - Duration::from_secs(10)).await;
+    assert_eq!(passes(&world), ["startup"], "no tick before the interval");
+    tokio::time::sleep(Duration::from_secs(20)).await;
+    assert_eq!(passes(&world), ["startup", "interval"]);
+    assert_eq!(world.pod_names(), names(&[pod(Algorithm::Vwap, a.id)]));
+    watcher.stop().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn at_most_concurrency_pod_operations_are_in_flight_at_once() {
+    let world = World::new();
+    for n in 0..10 {
+        world.client(&format!("c{n}"), true, false, false).await;
+    }
+    world.runtime.set_latency(Duration::from_millis(100));
+    let reconciler = Reconciler::new(
+        Arc::new(world.repo.clone()),
+        Arc::new(world.runtime.clone()),
+        Arc::new(world.lock.clone()),
+        3,
+        &world.logs.logger(),
+    );
+    let report = reconciler.run_pass(Trigger::Request).await;
+    assert_eq!(report.created.len(), 10);
+    assert_eq!(
+        world.runtime.max_in_flight(),
+        3,
+        "ALSY__SYNC__CONCURRENCY=3: three at once, never more"
+    );
 }

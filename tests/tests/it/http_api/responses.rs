@@ -99,6 +99,80 @@ async fn a_dead_watcher_makes_the_service_not_ready_and_is_logged_at_error() {
 }
 
 #[tokio::test]
+async fn with_the_default_debounce_a_write_is_reconciled_without_asking() {
+    let app = TestApp::builder()
+        .default_for("ALSY__SYNC__DEBOUNCE")
+        .spawn()
+        .await;
+    let id = app.create_client("nudged").await;
+    app.put_status(id, json!({"VWAP": true, "TWAP": false, "HFT": false}))
+        .await;
+    // The default debounce is 1 s; the deadline only bounds a broken test.
+    alsy_tests::fixtures::eventually(
+        "the nudged pass created the pod",
+        std::time::Duration::from_secs(30),
+        || async { app.pod_names() == [format!("vwap-{id}")] },
+    )
+    .await;
+    let last = app.get("/api/v1/sync").await;
+    assert_eq!(last.body["data"]["trigger"], "nudge");
+    app.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_runtime_that_refuses_a_call_is_500_with_only_the_request_id_and_the_detail_logged() {
+    let app = TestApp::spawn().await;
+    app.runtime().reject_next_lists(1);
+    let reply = app.get("/api/v1/pods").await;
+    reply.assert_error(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        "internal error (request id",
+    );
+    assert!(
+        !reply.message().contains("injected"),
+        "no detail in the body"
+    );
+    let logged = app.logs.lines().into_iter().any(|l| {
+        l.level == "ERROR"
+            && l.get("request_id") == Some(reply.request_id())
+            && l.get("error")
+                .is_some_and(|e| e.contains("injected refusal of list"))
+    });
+    assert!(logged, "the detail is logged under the request id");
+    app.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_sync_pass_outlives_its_callers_disconnect() {
+    let app = TestApp::spawn().await;
+    let id = app.create_client("abandoned").await;
+    app.put_status(id, json!({"VWAP": true, "TWAP": false, "HFT": false}))
+        .await;
+    let gate = alsy_fake::Gate::new();
+    app.runtime().hold_next_list(&gate);
+    let caller = tokio::spawn({
+        let request = app.http.post(app.url("/api/v1/sync"));
+        async move { request.send().await }
+    });
+    gate.arrived(1).await;
+    // The pass is running; the caller goes away (its connection closes), then the pass goes on.
+    caller.abort();
+    assert!(caller.await.unwrap_err().is_cancelled());
+    gate.open();
+    alsy_tests::fixtures::eventually(
+        "the abandoned pass finished",
+        std::time::Duration::from_secs(10),
+        || async {
+            let last = app.get("/api/v1/sync").await.body["data"].clone();
+            last["trigger"] == "request" && last["outcome"] == "completed"
+        },
+    )
+    .await;
+    assert_eq!(app.pod_names(), [format!("vwap-{id}")]);
+    app.shutdown().await;
+}
+
+#[tokio::test]
 async fn runtime_down_is_503_pod_runtime_unavailable() {
     let app = TestApp::spawn().await;
     app.runtime().fail_next_lists(2);
