@@ -9,6 +9,8 @@
 //!   `README.md, "Settings"` or `README.md's "Settings"` on the same line — must be one of its
 //!   headings.
 //!
+//! And ARCHITECTURE.md's invariants table names only tests and files that exist, so a renamed test
+//! cannot leave an invariant pointing at nothing.
 //! This file holds the bad examples the check must catch, so it is the one file not checked.
 
 use std::collections::BTreeMap;
@@ -259,5 +261,70 @@ fn the_check_catches_pointers_outside_the_repository() {
             "app/src/lib.rs:4",
         ],
         "{problems:#?}"
+    );
+}
+
+/// The names in backticks in the "guarded by" column of ARCHITECTURE.md's invariants table that
+/// are not in the code: test functions (`snake_case` with an underscore) and files (`*.rs`), found
+/// by definition and by path suffix.
+fn missing_guards(files: &BTreeMap<String, String>) -> Vec<String> {
+    let Some(architecture) = files.get("ARCHITECTURE.md") else {
+        return vec!["ARCHITECTURE.md is missing".to_owned()];
+    };
+    let table = architecture
+        .split("\n## ")
+        .find(|section| section.starts_with("Invariants"))
+        .unwrap_or_default();
+    let sources: Vec<(&String, &String)> = files
+        .iter()
+        .filter(|(path, _)| path.ends_with(".rs"))
+        .collect();
+    let mut missing = Vec::new();
+    // The last column, "guarded by", of each row.
+    for cell in table
+        .lines()
+        .filter(|l| l.starts_with('|'))
+        .filter_map(|l| l.trim_end().trim_end_matches('|').rsplit('|').next())
+    {
+        for (i, token) in cell.split('`').enumerate() {
+            if i % 2 == 0 {
+                continue; // outside backticks
+            }
+            if token.ends_with(".rs") {
+                let named = sources
+                    .iter()
+                    .any(|(path, _)| path.ends_with(&format!("/{token}")) || *path == token);
+                if !named {
+                    missing.push(format!("no file {token}"));
+                }
+            } else if token.contains('_')
+                && token
+                    .chars()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+            {
+                let defined = sources.iter().any(|(_, text)| {
+                    text.match_indices(&format!("fn {token}")).any(|(at, m)| {
+                        !text[at + m.len()..]
+                            .starts_with(|c: char| c == '_' || c.is_ascii_alphanumeric())
+                    })
+                });
+                if !defined {
+                    missing.push(format!("no fn {token}"));
+                }
+            }
+        }
+    }
+    missing
+}
+
+#[test]
+fn every_test_the_invariants_table_names_exists() {
+    let files = repository_files(&root());
+    let missing = missing_guards(&files);
+    assert!(
+        missing.is_empty(),
+        "ARCHITECTURE.md's invariants name tests or files that are not in the code \
+         (renamed? update the table):\n{}",
+        missing.join("\n")
     );
 }
