@@ -11,6 +11,7 @@
 //!
 //! And ARCHITECTURE.md's invariants table names only tests and files that exist, so a renamed test
 //! cannot leave an invariant pointing at nothing.
+//!
 //! This file holds the bad examples the check must catch, so it is the one file not checked.
 
 use std::collections::BTreeMap;
