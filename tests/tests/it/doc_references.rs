@@ -2,7 +2,8 @@
 //!
 //! Walks the files git tracks (plus new ones it does not ignore) and checks two kinds of pointer:
 //! - a `§` must follow the name of a document in the repository (`ARCHITECTURE.md §Invariants`);
-//!   a bare `§4` or `design §4` points to text a maintainer cannot read;
+//!   a bare section number, or one of a document that is not here, points to text a maintainer
+//!   cannot read;
 //! - every `*.md` document a file names must exist, resolved from the naming file's directory or
 //!   one of its ancestors up to the root (so `README.md` in `bin/src/` is the root's, and
 //!   `../shared/design.md` is outside), and a section named with it — `README.md#settings`,
@@ -235,7 +236,7 @@ fn the_check_catches_pointers_outside_the_repository() {
         ("README.md", "# alsy\n## Settings\n## HTTP API\n"),
         (
             "app/src/lib.rs",
-            "//! See design §5.\n\
+            "//! See design \u{a7}5.\n\
              //! §4 of the contract.\n\
              //! The rules of ../shared/style.md and /work/shared/design.md.\n\
              //! README.md, \"Logs\" and README.md#storage are gone.\n\
