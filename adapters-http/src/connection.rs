@@ -160,8 +160,9 @@ pub(crate) async fn run(
         inner: stream,
         activity: activity.clone(),
     });
-    let routes = TowerToHyperService::new(warp::service(routes));
-    let exchange = Exchange::new(routes, peer, settings, activity.clone(), log.clone());
+    let guard = routes.guard.clone();
+    let routes = TowerToHyperService::new(warp::service(routes.filter));
+    let exchange = Exchange::new(routes, guard, peer, settings, activity.clone(), log.clone());
     let mut builder = http1::Builder::new();
     // hyper's own header-read timer is only a backstop here (the watchdog is sharper); it must
     // be set, or hyper's default of 30s would cut idle keep-alive connections short.

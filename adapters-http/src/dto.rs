@@ -8,21 +8,33 @@ use alsy_app::{Operation, PassOutcome, PassReport, PodView};
 use alsy_domain::{AlgorithmStatus, Client, Page};
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde::Serialize;
+use utoipa::ToSchema;
+
+use crate::openapi::status_schema;
 
 /// A client with its switches.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = Client)]
 pub(crate) struct ClientDto<'a> {
+    #[schema(minimum = 1)]
     id: i64,
     name: &'a str,
+    #[schema(minimum = 0)]
     version: i32,
     image: &'a str,
     cpu: &'a str,
     mem: &'a str,
+    #[schema(minimum = 0)]
     priority: f64,
     need_restart: bool,
+    /// When its pods were last (re)started; null until they first start.
+    #[schema(format = DateTime)]
     spawned_at: Option<String>,
+    #[schema(format = DateTime)]
     created_at: String,
+    #[schema(format = DateTime)]
     updated_at: String,
+    #[schema(schema_with = status_schema)]
     status: AlgorithmStatus,
 }
 
@@ -46,16 +58,20 @@ impl<'a> From<&'a Client> for ClientDto<'a> {
 }
 
 /// A page of clients: `{"items":[...],"unusable":[{"id":ID,"reason":"..."}],"next":ID|null}`.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = ClientPage)]
 pub(crate) struct PageDto<'a> {
     items: Vec<ClientDto<'a>>,
+    /// Stored rows that no longer parse, with why.
     unusable: Vec<UnusableDto<'a>>,
+    /// Pass as `after` for the next page; null on the last page.
     next: Option<i64>,
 }
 
 /// A stored client that can no longer be read, with the reason.
-#[derive(Debug, Serialize)]
-struct UnusableDto<'a> {
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = UnusableClient)]
+pub(crate) struct UnusableDto<'a> {
     id: i64,
     reason: &'a str,
 }
@@ -78,11 +94,13 @@ impl<'a> From<&'a Page> for PageDto<'a> {
 }
 
 /// A pod the runtime reports.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = Pod)]
 pub(crate) struct PodDto<'a> {
     name: &'a str,
     client_id: Option<i64>,
     algorithm: Option<&'static str>,
+    #[schema(value_type = String, pattern = "^(Pending|Running|Succeeded|Failed|Unknown)$")]
     phase: &'static str,
 }
 
@@ -98,34 +116,46 @@ impl<'a> From<&'a PodView> for PodDto<'a> {
 }
 
 /// One reconcile pass's report.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = PassReport)]
 pub(crate) struct ReportDto<'a> {
+    #[schema(value_type = String, pattern = "^(startup|interval|nudge|request)$")]
     trigger: &'static str,
+    #[schema(value_type = String, pattern = "^(completed|skipped|failed)$")]
     outcome: &'static str,
+    /// Why a failed pass failed.
     #[serde(skip_serializing_if = "Option::is_none")]
     error: Option<&'a str>,
+    #[schema(format = DateTime)]
     started_at: String,
+    #[schema(format = DateTime)]
     finished_at: String,
     duration_ms: u64,
     created: Vec<&'a str>,
     deleted: Vec<&'a str>,
     restarted: Vec<&'a str>,
     failed: Vec<FailureDto<'a>>,
+    /// Clients held back (a stored row that no longer parses, or a client breaking the
+    /// policy): their pods were left as they were.
     held: Vec<HeldDto<'a>>,
 }
 
-/// A client the pass held back, and why.
-#[derive(Debug, Serialize)]
-struct HeldDto<'a> {
-    client_id: i64,
-    reason: &'a str,
-}
-
-#[derive(Debug, Serialize)]
-struct FailureDto<'a> {
+/// A pod operation that failed.
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = PodFailure)]
+pub(crate) struct FailureDto<'a> {
     pod: &'a str,
+    #[schema(value_type = String, pattern = "^(create|delete|restart)$")]
     operation: &'static str,
     error: &'a str,
+}
+
+/// A client a pass held back, and why.
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = HeldClient)]
+pub(crate) struct HeldDto<'a> {
+    client_id: i64,
+    reason: &'a str,
 }
 
 impl<'a> From<&'a PassReport> for ReportDto<'a> {

@@ -126,6 +126,7 @@ impl From<ServiceError> for ApiError {
                 message: ApiError::WATCHER_DEAD,
                 detail: e.to_string(),
             },
+            ServiceError::Policy(violation) => ApiError::BadRequest(violation.to_string()),
             ServiceError::ShuttingDown(_) => ApiError::Unavailable {
                 message: ApiError::SHUTTING_DOWN,
                 detail: String::new(),

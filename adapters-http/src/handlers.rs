@@ -6,10 +6,12 @@ use warp::http::StatusCode;
 use warp::http::header::LOCATION;
 use warp::reply::Response;
 
+use crate::audit::Audit;
 use crate::dto::{ClientDto, PageDto, PodDto, ReportDto};
 use crate::envelope;
 use crate::error::ApiError;
 use crate::input::{self, Query};
+use crate::metrics::Metrics;
 
 /// Why a request failed: a handler's error, or warp's own rejection (no route, wrong method).
 pub(crate) enum Failed {
@@ -83,7 +85,8 @@ pub(crate) async fn create_client(service: Service, body: Body) -> Outcome {
         Some("client created successfully"),
         Some(&ClientDto::from(&client)),
     );
-    Ok(envelope::with_header(response, LOCATION, &location))
+    let response = envelope::with_header(response, LOCATION, &location);
+    Ok(Audit::client("client created", client.id, Audit::SPEC_FIELDS.into()).attach(response))
 }
 
 /// `GET /api/v1/clients?after=ID&limit=N`.
@@ -118,17 +121,20 @@ pub(crate) async fn update_client(
     let need_restart = input::need_restart(&query).map_err(bad_request)?;
     let spec = input::client_spec(&body?).map_err(bad_request)?;
     let client = service.update_client(id, spec, need_restart).await?;
-    Ok(envelope::ok(
+    let response = envelope::ok(
         StatusCode::OK,
         Some("client updated successfully"),
         Some(&ClientDto::from(&client)),
-    ))
+    );
+    let changed = Audit::restart_marked(Audit::SPEC_FIELDS.into(), need_restart);
+    Ok(Audit::client("client updated", id, changed).attach(response))
 }
 
 /// `DELETE /api/v1/clients/{id}`.
 pub(crate) async fn delete_client(segment: String, service: Service) -> Outcome {
-    service.delete_client(client_id(&segment)?).await?;
-    Ok(envelope::no_content())
+    let id = client_id(&segment)?;
+    service.delete_client(id).await?;
+    Ok(Audit::client("client deleted", id, "client".into()).attach(envelope::no_content()))
 }
 
 /// `PUT /api/v1/status/{id}?need_restart=...`.
@@ -142,11 +148,13 @@ pub(crate) async fn set_status(
     let need_restart = input::need_restart(&query).map_err(bad_request)?;
     let status = input::algorithm_status(&body?).map_err(bad_request)?;
     let client = service.set_status(id, status, need_restart).await?;
-    Ok(envelope::ok(
+    let response = envelope::ok(
         StatusCode::OK,
         Some("status updated successfully"),
         Some(&ClientDto::from(&client)),
-    ))
+    );
+    let changed = Audit::restart_marked(Audit::switches(&status), need_restart);
+    Ok(Audit::client("status updated", id, changed).attach(response))
 }
 
 /// `GET /api/v1/pods`.
@@ -173,19 +181,46 @@ pub(crate) async fn sync_now(service: Service) -> Outcome {
         .await
         .map_err(|e| ApiError::Internal(format!("the sync task failed: {e}")))??;
     let body = ReportDto::from(&*report);
+    let audit = Audit::sync();
     match &report.outcome {
         PassOutcome::Completed | PassOutcome::Skipped => {
-            Ok(envelope::ok(StatusCode::OK, None, Some(&body)))
+            Ok(audit.attach(envelope::ok(StatusCode::OK, None, Some(&body))))
         }
-        PassOutcome::Failed { part, .. } => Ok(envelope::error_with(
+        PassOutcome::Failed { part, .. } => Ok(audit.attach(envelope::error_with(
             StatusCode::SERVICE_UNAVAILABLE,
             match part {
                 FailedPart::Storage => ApiError::STORAGE_UNAVAILABLE,
                 FailedPart::Runtime => ApiError::RUNTIME_UNAVAILABLE,
             },
             &body,
-        )),
+        ))),
     }
+}
+
+/// `GET /metrics`: Prometheus text, storage connections read from the pool now.
+pub(crate) async fn metrics(service: Service, metrics: Metrics) -> Outcome {
+    let text = metrics
+        .encode(service.storage_connections())
+        .map_err(ApiError::Internal)?;
+    let mut response = warp::reply::Response::new(text.into());
+    response.headers_mut().insert(
+        warp::http::header::CONTENT_TYPE,
+        warp::http::HeaderValue::from_static(
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        ),
+    );
+    Ok(response)
+}
+
+/// `GET /api/openapi.json`: the API description.
+pub(crate) async fn openapi() -> Outcome {
+    let document = crate::openapi::document().map_err(ApiError::Internal)?;
+    let mut response = warp::reply::Response::new(document.into());
+    response.headers_mut().insert(
+        warp::http::header::CONTENT_TYPE,
+        warp::http::HeaderValue::from_static("application/json"),
+    );
+    Ok(response)
 }
 
 #[cfg(test)]

@@ -137,6 +137,11 @@ pub(crate) fn client_spec(body: &[u8]) -> Result<ClientSpec, String> {
         Value::Number(n) if n.is_i64() => n.as_i64().unwrap_or_default(),
         // Above i64: still an integer, and out of range, which the domain rule reports.
         Value::Number(n) if n.is_u64() => i64::MAX,
+        // `3.0` and `3e0` are integers too (JSON Schema counts any number without a fraction);
+        // the cast saturates, so one out of range is reported by the domain rule.
+        Value::Number(n) if n.as_f64().is_some_and(|f| f.fract() == 0.0) => {
+            n.as_f64().unwrap_or_default() as i64
+        }
         other => return Err(invalid_type("version", "an integer", other)),
     };
     let priority = match take(&entries, "priority") {

@@ -243,3 +243,14 @@ fn paging_has_defaults_and_bounds() {
         );
     }
 }
+
+#[test]
+fn a_number_without_a_fraction_is_an_integer_version() {
+    // JSON Schema (and so the OpenAPI document) counts 3.0 as an integer.
+    let body = with("version", json!(3.0));
+    assert_eq!(client_spec(body.as_bytes()).map(|s| s.version.get()), Ok(3));
+    assert_eq!(
+        client_error(&with("version", json!(1e300))),
+        "version: must be an integer from 0 to 2147483647"
+    );
+}

@@ -6,7 +6,13 @@
 //! JSON envelope, and every failure gets its status in one place. [`serve`] runs those routes on
 //! hyper with the read, write and idle timeouts, `X-Request-Id` on every response, one access log
 //! line per request, and a graceful shutdown. It depends on the app and domain crates only.
+//!
+//! Around every request: bearer-token authentication ([`Authenticator`]), Prometheus metrics
+//! ([`Metrics`], served on `/metrics`), an audit line per write, and the OpenAPI document of the
+//! API on `/api/openapi.json`.
 
+mod audit;
+mod auth;
 mod body;
 mod connection;
 mod dto;
@@ -15,12 +21,16 @@ mod error;
 mod exchange;
 mod handlers;
 mod input;
+mod metrics;
+mod openapi;
 mod request_id;
 mod routes;
 mod server;
 
+pub use auth::{Authenticator, OPEN_PATHS, Role, Tokens, check_name, digest_hex, file_line};
 pub use body::BODY_LIMIT;
 pub use error::ApiError;
+pub use metrics::Metrics;
 pub use request_id::{REQUEST_ID_HEADER, RequestId};
-pub use routes::{Routes, routes};
+pub use routes::{ApiRoute, ROUTES, Routes, routes};
 pub use server::{HttpSettings, serve};

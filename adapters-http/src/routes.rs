@@ -5,6 +5,10 @@
 //! [`Outcome`], and what warp itself rejects (no route, wrong method, an undecodable query) is
 //! caught in one place. Either way [`render`] turns failures into the JSON envelope, so every
 //! response, errors included, has the same shape.
+//!
+//! [`ROUTES`] lists every route template with its methods: it gives the metrics their `route`
+//! label and 405 answers their `Allow` header, and a test checks it against both what this
+//! router serves and the OpenAPI document.
 
 use std::convert::Infallible;
 
@@ -16,20 +20,100 @@ use warp::path::FullPath;
 use warp::reply::Response;
 use warp::{Filter, Rejection};
 
+use crate::auth::Authenticator;
 use crate::body::{self, BodyDeadline};
 use crate::envelope;
 use crate::error::{ApiError, from_rejection};
 use crate::handlers::{self, Failed, Outcome};
 use crate::input::Query;
+use crate::metrics::Metrics;
 use crate::request_id::RequestId;
 
-/// The whole API as one filter, ready for [`crate::serve`].
-pub type Routes = BoxedFilter<(Response,)>;
+/// A route template and the methods it serves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ApiRoute {
+    /// The path, `{id}` standing for one segment.
+    pub template: &'static str,
+    /// The methods served, in the order `Allow` lists them.
+    pub methods: &'static [&'static str],
+}
 
-/// Builds every route of the API over `service`; failures are logged under component `api/http`.
-pub fn routes(service: Service, log: &Logger) -> Routes {
+/// Every route this router serves.
+pub const ROUTES: &[ApiRoute] = &[
+    ApiRoute {
+        template: "/api/health",
+        methods: &["GET"],
+    },
+    ApiRoute {
+        template: "/api/ready",
+        methods: &["GET"],
+    },
+    ApiRoute {
+        template: "/metrics",
+        methods: &["GET"],
+    },
+    ApiRoute {
+        template: "/api/openapi.json",
+        methods: &["GET"],
+    },
+    ApiRoute {
+        template: "/api/v1/clients",
+        methods: &["GET", "POST"],
+    },
+    ApiRoute {
+        template: "/api/v1/clients/{id}",
+        methods: &["GET", "PUT", "DELETE"],
+    },
+    ApiRoute {
+        template: "/api/v1/status/{id}",
+        methods: &["GET", "PUT"],
+    },
+    ApiRoute {
+        template: "/api/v1/pods",
+        methods: &["GET"],
+    },
+    ApiRoute {
+        template: "/api/v1/sync",
+        methods: &["GET", "POST"],
+    },
+];
+
+/// The route whose template `path` fits, if any.
+pub(crate) fn route_of(path: &str) -> Option<&'static ApiRoute> {
+    ROUTES.iter().find(|route| {
+        let mut want = route.template.split('/');
+        let mut got = path.split('/');
+        loop {
+            match (want.next(), got.next()) {
+                (None, None) => return true,
+                (Some("{id}"), Some(segment)) if !segment.is_empty() => {}
+                (Some(w), Some(g)) if w == g => {}
+                _ => return false,
+            }
+        }
+    })
+}
+
+/// What wraps the routes in every exchange: who may call, and what gets counted.
+#[derive(Clone)]
+pub(crate) struct Guard {
+    pub auth: Authenticator,
+    pub metrics: Metrics,
+    pub log: Logger,
+}
+
+/// The whole API, ready for [`crate::serve`]: the routes, and the guard around them.
+#[derive(Clone)]
+pub struct Routes {
+    pub(crate) filter: BoxedFilter<(Response,)>,
+    pub(crate) guard: Guard,
+}
+
+/// Builds every route of the API over `service`, with `auth` deciding who may call and
+/// `metrics` counting; failures are logged under component `api/http`.
+pub fn routes(service: Service, auth: Authenticator, metrics: Metrics, log: &Logger) -> Routes {
     let log = log.new(o!("component" => "api/http"));
-    let api = system(&service)
+    let api = system(&service, &metrics)
         .or(clients(&service))
         .unify()
         .or(statuses(&service))
@@ -43,14 +127,19 @@ pub fn routes(service: Service, log: &Logger) -> Routes {
         .map(|id: Option<RequestId>| id.unwrap_or_else(RequestId::generate))
         .and(warp::method())
         .and(warp::path::full());
-    context
+    let render_log = log.clone();
+    let filter = context
         .and(recovered)
         .map(
             move |id: RequestId, method: Method, path: FullPath, outcome: Outcome| {
-                render(&log, &id, &method, path.as_str(), outcome)
+                render(&render_log, &id, &method, path.as_str(), outcome)
             },
         )
-        .boxed()
+        .boxed();
+    Routes {
+        filter,
+        guard: Guard { auth, metrics, log },
+    }
 }
 
 type Route = BoxedFilter<(Outcome,)>;
@@ -90,8 +179,8 @@ pub(crate) struct UnknownQuery(pub(crate) String);
 
 impl warp::reject::Reject for UnknownQuery {}
 
-/// `/api/health`, `/api/ready`, `/api/v1/pods`.
-fn system(service: &Service) -> Route {
+/// `/api/health`, `/api/ready`, `/api/v1/pods`, `/metrics`, `/api/openapi.json`.
+fn system(service: &Service, metrics: &Metrics) -> Route {
     let health = warp::path!("api" / "health")
         .and(warp::get())
         .and(no_query())
@@ -106,7 +195,24 @@ fn system(service: &Service) -> Route {
         .and(no_query())
         .and(with_service(service))
         .then(handlers::pods);
-    health.or(ready).unify().or(pods).unify().boxed()
+    let metrics = metrics.clone();
+    let scrape = warp::path!("metrics")
+        .and(warp::get())
+        .and(with_service(service))
+        .then(move |service| handlers::metrics(service, metrics.clone()));
+    let description = warp::path!("api" / "openapi.json")
+        .and(warp::get())
+        .then(handlers::openapi);
+    health
+        .or(ready)
+        .unify()
+        .or(pods)
+        .unify()
+        .or(scrape)
+        .unify()
+        .or(description)
+        .unify()
+        .boxed()
 }
 
 /// `/api/v1/clients` and `/api/v1/clients/{id}`.
@@ -200,5 +306,14 @@ fn render(log: &Logger, id: &RequestId, method: &Method, path: &str, outcome: Ou
                 "status" => status, "error" => detail);
         }
     }
-    envelope::error(err.status(), &err.public_message(id))
+    let response = envelope::error(err.status(), &err.public_message(id));
+    match (&err, route_of(path)) {
+        // RFC 9110: a 405 says which methods the resource does serve.
+        (ApiError::MethodNotAllowed { .. }, Some(route)) => envelope::with_header(
+            response,
+            warp::http::header::ALLOW,
+            &route.methods.join(", "),
+        ),
+        _ => response,
+    }
 }

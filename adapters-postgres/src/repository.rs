@@ -287,4 +287,12 @@ impl ClientRepository for PostgresRepository {
         })
         .await
     }
+
+    fn connections(&self) -> Option<alsy_app::ConnectionCounts> {
+        let state = self.pool.state();
+        Some(alsy_app::ConnectionCounts {
+            idle: state.idle_connections,
+            in_use: state.connections.saturating_sub(state.idle_connections),
+        })
+    }
 }

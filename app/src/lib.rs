@@ -5,14 +5,17 @@
 //! (ARCHITECTURE.md, "The path of a pass") and [`Watcher`] decides when passes run. Adapters plug
 //! into the ports; only `bin` wires them together.
 
+mod observer;
 pub mod ports;
 mod reconciler;
 mod report;
 mod service;
 mod watcher;
 
+pub use observer::{PassFigures, PassObserver};
 pub use ports::{
-    ClientRepository, HeldPassLock, PassLock, PodRuntime, RepoError, RuntimeError, StoredClients,
+    ClientRepository, ConnectionCounts, HeldPassLock, PassLock, PodRuntime, RepoError,
+    RuntimeError, StoredClients,
 };
 pub use reconciler::Reconciler;
 pub use report::{FailedPart, HeldClient, Operation, PassOutcome, PassReport, PodFailure, Trigger};

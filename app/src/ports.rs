@@ -96,6 +96,20 @@ pub trait ClientRepository: Send + Sync + 'static {
 
     /// Answers when storage can serve requests (readiness).
     async fn ping(&self) -> Result<(), RepoError>;
+
+    /// The connection pool's figures, for storage that has a pool; `None` otherwise.
+    fn connections(&self) -> Option<ConnectionCounts> {
+        None
+    }
+}
+
+/// A storage connection pool's connections, for the metrics.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ConnectionCounts {
+    /// Open and waiting for a request.
+    pub idle: u32,
+    /// Open and serving a request.
+    pub in_use: u32,
 }
 
 /// Everything storage holds, as [`ClientRepository::desired_state`] reads it.

@@ -8,8 +8,9 @@ use std::time::{Instant, SystemTime};
 use futures::StreamExt;
 use slog::{Logger, error, info, o, warn};
 
-use alsy_domain::{Acknowledgement, ClientId, DesiredState, PodAction, plan};
+use alsy_domain::{Acknowledgement, ClientId, DesiredState, PodAction, Policy, plan};
 
+use crate::observer::{PassFigures, PassObserver};
 use crate::ports::{ClientRepository, PassLock, PodRuntime, RuntimeError};
 
 /// Acknowledgements per storage call: at most two statements on PostgreSQL (one for plain
@@ -25,6 +26,8 @@ pub struct Reconciler {
     runtime: Arc<dyn PodRuntime>,
     lock: Arc<dyn PassLock>,
     concurrency: usize,
+    policy: Arc<Policy>,
+    observer: Option<Arc<dyn PassObserver>>,
     log: Logger,
 }
 
@@ -42,8 +45,23 @@ impl Reconciler {
             runtime,
             lock,
             concurrency: concurrency.max(1),
+            policy: Arc::new(Policy::default()),
+            observer: None,
             log: log.new(o!("component" => "sync/watcher")),
         }
+    }
+
+    /// Holds back every client that breaks `policy` (checked again on every pass, so a policy
+    /// tightened after a client was stored still applies).
+    pub fn with_policy(mut self, policy: Arc<Policy>) -> Reconciler {
+        self.policy = policy;
+        self
+    }
+
+    /// Tells `observer` about every finished pass.
+    pub fn with_observer(mut self, observer: Arc<dyn PassObserver>) -> Reconciler {
+        self.observer = Some(observer);
+        self
     }
 
     /// Runs one pass and reports what it did. Never fails as a whole: a pass that could not read
@@ -63,11 +81,15 @@ impl Reconciler {
             failed: Vec::new(),
             held: Vec::new(),
         };
+        let mut figures = None;
         match self.lock.try_acquire().await {
             Ok(Some(held)) => {
-                if let Err((part, reason)) = self.reconcile(&mut report).await {
-                    error!(self.log, "pass failed"; "trigger" => trigger.as_str(), "error" => &reason);
-                    report.outcome = PassOutcome::Failed { part, reason };
+                match self.reconcile(&mut report).await {
+                    Ok(read) => figures = Some(read),
+                    Err((part, reason)) => {
+                        error!(self.log, "pass failed"; "trigger" => trigger.as_str(), "error" => &reason);
+                        report.outcome = PassOutcome::Failed { part, reason };
+                    }
                 }
                 held.release().await;
             }
@@ -101,11 +123,18 @@ impl Reconciler {
             "held" => report.held.len(),
             "duration_ms" => report.duration.as_secs_f64() * 1000.0,
         );
+        if let Some(observer) = &self.observer {
+            observer.pass_finished(&report, figures);
+        }
         report
     }
 
-    /// Steps 1–5 of a pass; `Err` only when the inputs could not be read.
-    async fn reconcile(&self, report: &mut PassReport) -> Result<(), (FailedPart, String)> {
+    /// Steps 1–5 of a pass, returning the sizes it read; `Err` only when the inputs could not
+    /// be read.
+    async fn reconcile(
+        &self,
+        report: &mut PassReport,
+    ) -> Result<PassFigures, (FailedPart, String)> {
         let stored = self
             .repo
             .desired_state()
@@ -119,14 +148,48 @@ impl Reconciler {
                 reason: unusable.reason.clone(),
             });
         }
+        // A client that breaks the policy (checked again on every pass, so a policy tightened
+        // after it was stored applies) is held back like an unusable row; one with nothing
+        // switched on is not, so its leftover pods go.
+        let breaking: Vec<(ClientId, String)> = if self.policy.is_open() {
+            Vec::new()
+        } else {
+            stored
+                .clients
+                .iter()
+                .filter(|c| c.status.enabled().next().is_some())
+                .filter_map(|c| {
+                    self.policy
+                        .check(&c.spec)
+                        .err()
+                        .map(|v| (c.id, v.to_string()))
+                })
+                .collect()
+        };
+        for (client_id, reason) in &breaking {
+            warn!(self.log, "client held back: it breaks the policy; its pods are left as they are";
+                "client_id" => client_id.get(), "reason" => reason);
+            report.held.push(HeldClient {
+                client_id: *client_id,
+                reason: reason.clone(),
+            });
+        }
+        report.held.sort_by_key(|h| h.client_id);
+        let client_count = stored.clients.len() + stored.unusable.len();
         let desired = DesiredState::from_clients(&stored.clients)
-            .holding(stored.unusable.into_iter().map(|u| (u.id, u.reason)));
+            .holding(stored.unusable.into_iter().map(|u| (u.id, u.reason)))
+            .holding(breaking);
         drop(stored.clients);
         let observed = self
             .runtime
             .list()
             .await
             .map_err(|e| (FailedPart::Runtime, format!("listing pods: {e}")))?;
+        let figures = PassFigures {
+            clients: client_count,
+            desired_pods: desired.pods.len(),
+            observed_pods: observed.len(),
+        };
         let plan = plan(&desired, &observed);
         // The inputs are not needed once planned; on a first pass over 100k clients they are
         // hundreds of thousands of pods.
@@ -197,7 +260,7 @@ impl Reconciler {
                 }
             }
         }
-        Ok(())
+        Ok(figures)
     }
 
     fn log_operation(

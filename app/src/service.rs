@@ -4,6 +4,7 @@ use std::sync::Arc;
 
 use alsy_domain::{
     Algorithm, AlgorithmStatus, Client, ClientId, ClientSpec, Page, PageRequest, PodName, PodPhase,
+    Policy, PolicyViolation,
 };
 
 use crate::ports::{ClientRepository, PodRuntime, RepoError, RuntimeError};
@@ -25,6 +26,9 @@ pub enum ServiceError {
     /// The watcher died: nothing reconciles.
     #[error(transparent)]
     WatcherDead(#[from] WatcherDead),
+    /// The write breaks the operator's policy.
+    #[error(transparent)]
+    Policy(#[from] PolicyViolation),
 }
 
 /// A pod as `GET /api/v1/pods` shows it.
@@ -46,6 +50,7 @@ pub struct Service {
     repo: Arc<dyn ClientRepository>,
     runtime: Arc<dyn PodRuntime>,
     watcher: WatcherHandle,
+    policy: Arc<Policy>,
 }
 
 impl Service {
@@ -59,11 +64,19 @@ impl Service {
             repo,
             runtime,
             watcher,
+            policy: Arc::new(Policy::default()),
         }
+    }
+
+    /// Refuses writes that break `policy`.
+    pub fn with_policy(mut self, policy: Arc<Policy>) -> Service {
+        self.policy = policy;
+        self
     }
 
     /// Adds a client with every algorithm off. Nothing should run yet, so the watcher is not nudged.
     pub async fn create_client(&self, spec: ClientSpec) -> Result<Client, ServiceError> {
+        self.policy.check(&spec)?;
         Ok(self.repo.create(&spec).await?)
     }
 
@@ -74,6 +87,7 @@ impl Service {
         spec: ClientSpec,
         need_restart: bool,
     ) -> Result<Client, ServiceError> {
+        self.policy.check(&spec)?;
         let client = self.repo.update(id, &spec, need_restart).await?;
         if need_restart {
             self.watcher.nudge();
@@ -95,6 +109,11 @@ impl Service {
         status: AlgorithmStatus,
         need_restart: bool,
     ) -> Result<Client, ServiceError> {
+        // Switching something on runs the stored spec: it must meet the policy as it is now.
+        // Switching everything off is always allowed. An open policy costs no extra read.
+        if !self.policy.is_open() && status.enabled().next().is_some() {
+            self.policy.check(&self.repo.get(id).await?.spec)?;
+        }
         let client = self.repo.set_status(id, status, need_restart).await?;
         self.watcher.nudge();
         Ok(client)
@@ -129,6 +148,11 @@ impl Service {
             .collect();
         pods.sort_by(|a, b| a.name.cmp(&b.name));
         Ok(pods)
+    }
+
+    /// The storage connection pool's figures, when storage has one.
+    pub fn storage_connections(&self) -> Option<crate::ports::ConnectionCounts> {
+        self.repo.connections()
     }
 
     /// Whether the watcher runs and storage answers (readiness).

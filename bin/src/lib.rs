@@ -10,6 +10,7 @@ pub mod config;
 pub mod healthcheck;
 pub mod logging;
 mod start;
+pub mod tokens;
 mod wiring;
 
 pub use start::{Overrides, Running, start};

@@ -21,6 +21,9 @@ fn main() -> ExitCode {
                 return ExitCode::from(u8::try_from(e.exit_code()).unwrap_or(2));
             }
         };
+    if let Command::Token { name, role } = &command {
+        return token(name, role);
+    }
     let (log, guard) = logging::init(&settings.log);
     let main_log = log.new(o!("component" => "main"));
     let code = match tokio::runtime::Builder::new_multi_thread()
@@ -33,6 +36,7 @@ fn main() -> ExitCode {
                     Command::Serve => serve(settings, log).await,
                     Command::Migrate => migrate(settings, log).await,
                     Command::Healthcheck => healthcheck(&settings).await,
+                    Command::Token { .. } => 0, // answered above, before logging starts
                 }
             });
             // Don't wait long for stray blocking work (a migration thread) on the way out.
@@ -89,6 +93,24 @@ async fn migrate(settings: Settings, log: Logger) -> u8 {
             0
         }
         Err(e) => failed(&main_log, "migration failed", &e),
+    }
+}
+
+/// `alsy token NAME ROLE`: the token on the first line, the tokens file line on the second.
+fn token(name: &str, role: &str) -> ExitCode {
+    match alsy::tokens::mint(name, role) {
+        Ok((token, line)) => {
+            println!("token: {token}");
+            println!("line:  {line}");
+            eprintln!(
+                "alsy: give the token to the caller and add the line to the tokens file (ALSY__AUTH__TOKENS_FILE); the token is not stored anywhere"
+            );
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("alsy: {e}");
+            ExitCode::from(2)
+        }
     }
 }
 

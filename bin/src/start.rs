@@ -34,6 +34,8 @@ pub struct Running {
     service: Service,
     watcher: Watcher,
     server: JoinHandle<()>,
+    // Held for its Drop: the tokens file is watched while the service runs.
+    _tokens_reload: Option<crate::tokens::Reloading>,
     stop_http: oneshot::Sender<()>,
     shutdown_timeout: Duration,
     log: Logger,
@@ -77,6 +79,16 @@ pub async fn start(
             RuntimeKind::Kubernetes => wiring::kubernetes(&settings.k8s, &log).await?,
         },
     };
+    let (auth, tokens_reload) =
+        crate::tokens::authenticator(settings.auth.tokens_file.as_ref(), &main_log)?;
+    let policy = Arc::new(settings.policy.clone());
+    if policy.images.is_empty() {
+        warn!(
+            main_log,
+            "no image policy (ALSY__POLICY__IMAGES): clients may run any image"
+        );
+    }
+    let metrics = alsy_http::Metrics::new();
     // Bind before the watcher starts, so a taken port stops start-up before any pod is touched.
     let address = settings.http.address;
     let listener = TcpListener::bind(address)
@@ -90,7 +102,9 @@ pub async fn start(
         lock,
         settings.sync.concurrency,
         &log,
-    );
+    )
+    .with_policy(policy.clone())
+    .with_observer(Arc::new(metrics.clone()));
     let watcher = Watcher::start(
         reconciler,
         WatcherConfig {
@@ -99,8 +113,8 @@ pub async fn start(
         },
         &log,
     );
-    let service = Service::new(repo, runtime, watcher.handle());
-    let routes = alsy_http::routes(service.clone(), &log);
+    let service = Service::new(repo, runtime, watcher.handle()).with_policy(policy);
+    let routes = alsy_http::routes(service.clone(), auth, metrics, &log);
     let http = alsy_http::HttpSettings {
         read_timeout: settings.http.read_timeout,
         write_timeout: settings.http.write_timeout,
@@ -121,6 +135,7 @@ pub async fn start(
         service,
         watcher,
         server,
+        _tokens_reload: tokens_reload,
         stop_http,
         shutdown_timeout: settings.http.shutdown_timeout,
         log: main_log,

@@ -72,7 +72,47 @@ impl ImageRef {
     pub fn as_str(&self) -> &str {
         &self.0
     }
+
+    /// Whether it pins a digest (`@sha256:…`).
+    pub fn has_digest(&self) -> bool {
+        self.0.contains('@')
+    }
+
+    /// The repository without tag or digest, as a container runtime resolves it: the registry
+    /// in lower case (`docker.io` when none is given), then the path components, with
+    /// `library/` before a Docker Hub image of one component (`nginx` is
+    /// `docker.io/library/nginx`).
+    pub fn repository(&self) -> (String, Vec<&str>) {
+        let name = self.0.split('@').next().unwrap_or_default();
+        let name = match name.rfind(':') {
+            Some(i) if !name[i..].contains('/') => &name[..i],
+            _ => name,
+        };
+        canonical_repository(name, true)
+    }
 }
+
+/// `[registry/]path` as (registry in lower case, path components), Docker Hub's defaults filled
+/// in; `library` says whether a lone Docker Hub component is a library image (it is for an
+/// image; a namespace prefix such as `docker.io/library/` is not one).
+pub(crate) fn canonical_repository(name: &str, library: bool) -> (String, Vec<&str>) {
+    let mut components: Vec<&str> = name.split('/').collect();
+    let registry = if components.len() > 1 && is_registry_candidate(components[0]) {
+        components.remove(0).to_ascii_lowercase()
+    } else {
+        DOCKER_HUB.to_owned()
+    };
+    let registry = match registry.as_str() {
+        "index.docker.io" | "registry-1.docker.io" => DOCKER_HUB.to_owned(),
+        _ => registry,
+    };
+    if library && registry == DOCKER_HUB && components.len() == 1 {
+        components.insert(0, "library");
+    }
+    (registry, components)
+}
+
+const DOCKER_HUB: &str = "docker.io";
 
 impl Serialize for ImageRef {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
@@ -88,13 +128,13 @@ impl fmt::Display for ImageRef {
 
 /// The first component names a registry if it looks like a host: it has a dot or a port, is
 /// `localhost`, or has upper-case letters (never valid in a repository path).
-fn is_registry_candidate(first: &str) -> bool {
+pub(crate) fn is_registry_candidate(first: &str) -> bool {
     first.contains(['.', ':'])
         || first == "localhost"
         || first.bytes().any(|b| b.is_ascii_uppercase())
 }
 
-fn is_registry(s: &str) -> bool {
+pub(crate) fn is_registry(s: &str) -> bool {
     let (host, port) = if s.starts_with('[') {
         // An IPv6 literal: `[addr]` or `[addr]:port`.
         let Some(end) = s.find(']') else {
@@ -134,7 +174,7 @@ fn is_domain_component(s: &str) -> bool {
 }
 
 /// `alnum+ (separator alnum+)*` with separators `.`, `_`, `__` or one or more `-`.
-fn is_path_component(s: &str) -> bool {
+pub(crate) fn is_path_component(s: &str) -> bool {
     let alnum = |b: &u8| b.is_ascii_lowercase() || b.is_ascii_digit();
     let bytes = s.as_bytes();
     if bytes.is_empty() || !alnum(&bytes[0]) || !alnum(&bytes[bytes.len() - 1]) {

@@ -10,6 +10,7 @@ mod client;
 mod image;
 mod plan;
 mod pod;
+mod policy;
 mod quantity;
 
 pub use algorithm::{Algorithm, AlgorithmStatus, UnknownAlgorithm};
@@ -20,4 +21,5 @@ pub use client::{
 pub use image::ImageRef;
 pub use plan::{Acknowledgement, DesiredState, Plan, PodAction, RestartCause, plan};
 pub use pod::{DesiredPod, ObservedPod, PodName, PodPhase};
+pub use policy::{ImagePrefix, Policy, PolicyViolation};
 pub use quantity::Quantity;

@@ -52,6 +52,72 @@ impl Quantity {
     pub fn as_str(&self) -> &str {
         &self.0
     }
+
+    /// The value in billionths (`1` is 1,000,000,000; `500m` is 500,000,000), rounded up as
+    /// Kubernetes rounds, saturating at `u128::MAX` for absurdly large values. Exact for every
+    /// quantity a pod can use, so caps compare without floating-point surprises.
+    pub fn nanos(&self) -> u128 {
+        let unsigned = self.0.strip_prefix('+').unwrap_or(&self.0);
+        let number_len = unsigned
+            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+            .unwrap_or(unsigned.len());
+        let (number, suffix) = unsigned.split_at(number_len);
+        let (whole, fraction) = number.split_once('.').unwrap_or((number, ""));
+        let mantissa = whole
+            .bytes()
+            .chain(fraction.bytes())
+            .fold(0u128, |m, digit| {
+                m.saturating_mul(10)
+                    .saturating_add(u128::from(digit - b'0'))
+            });
+        let (exp10, exp2): (i64, u32) = match suffix {
+            "Ki" => (0, 10),
+            "Mi" => (0, 20),
+            "Gi" => (0, 30),
+            "Ti" => (0, 40),
+            "Pi" => (0, 50),
+            "Ei" => (0, 60),
+            "n" => (-9, 0),
+            "u" => (-6, 0),
+            "m" => (-3, 0),
+            "" => (0, 0),
+            "k" => (3, 0),
+            "M" => (6, 0),
+            "G" => (9, 0),
+            "T" => (12, 0),
+            "P" => (15, 0),
+            "E" => (18, 0),
+            exponent => (
+                exponent[1..]
+                    .parse::<i64>()
+                    .unwrap_or(if exponent[1..].starts_with('-') {
+                        -1000
+                    } else {
+                        1000
+                    })
+                    .clamp(-1000, 1000),
+                0,
+            ),
+        };
+        let value = mantissa.saturating_mul(1u128 << exp2);
+        let scale = exp10 + 9 - fraction.len() as i64;
+        if scale >= 0 {
+            let factor = u32::try_from(scale)
+                .ok()
+                .and_then(|s| 10u128.checked_pow(s))
+                .unwrap_or(u128::MAX);
+            value.saturating_mul(factor)
+        } else {
+            match u32::try_from(-scale)
+                .ok()
+                .and_then(|s| 10u128.checked_pow(s))
+            {
+                Some(divisor) => value.div_ceil(divisor),
+                // Smaller than any representable unit but greater than zero: round up to 1.
+                None => u128::from(value > 0),
+            }
+        }
+    }
 }
 
 /// `1`, `1.5`, `.5`, `5.` — digits with at most one point and at least one digit.
@@ -122,6 +188,23 @@ mod tests {
                 "{bad}"
             );
         }
+    }
+
+    #[test]
+    fn values_compare_exactly_across_suffixes() {
+        let nanos = |q: &str| Quantity::parse(q).unwrap().nanos();
+        assert_eq!(nanos("2"), nanos("2000m"));
+        assert_eq!(nanos("1Ki"), nanos("1024"));
+        assert_eq!(nanos("1k"), nanos("1e3"));
+        assert_eq!(nanos("0.5"), nanos("500m"));
+        assert_eq!(nanos(".5Gi"), nanos("512Mi"));
+        assert_eq!(nanos("1E-2"), nanos("10m"));
+        assert_eq!(nanos("+1"), 1_000_000_000);
+        assert_eq!(nanos("1n"), 1);
+        assert!(nanos("2001m") > nanos("2"));
+        assert!(nanos("1G") < nanos("1Gi"));
+        assert_eq!(nanos("1e-30"), 1);
+        assert_eq!(nanos("9e999"), u128::MAX);
     }
 
     #[test]

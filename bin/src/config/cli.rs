@@ -11,7 +11,7 @@ use clap::{Arg, ArgAction, ArgMatches, Command as Clap};
 use super::sources::DEFS;
 
 /// What the process was asked to do.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Command {
     /// Serve the API and reconcile (the default).
     Serve,
@@ -20,6 +20,13 @@ pub enum Command {
     /// Ask the running service's `/api/health` and exit 0 if it answers 200 (for container
     /// health checks, where the image has no curl).
     Healthcheck,
+    /// Mint a bearer token and print it with its tokens file line.
+    Token {
+        /// The token's name (it appears in the logs).
+        name: String,
+        /// `read` or `write`.
+        role: String,
+    },
 }
 
 /// The parsed command line.
@@ -35,6 +42,7 @@ fn heading(name: &str) -> &'static str {
         Some("storage") => "Storage",
         Some("http") => "HTTP API",
         Some("runtime") | Some("k8s") => "Pod runtime",
+        Some("auth") | Some("policy") => "Security",
         _ => "Logging",
     }
 }
@@ -52,6 +60,21 @@ fn command() -> Clap {
         .subcommand(Clap::new("healthcheck").about(
             "Ask the service listening on --http-address for /api/health; exit 0 if it answers 200",
         ))
+        .subcommand(
+            Clap::new("token")
+                .about("Mint a bearer token; print it and the line to add to the tokens file")
+                .arg(
+                    Arg::new("name")
+                        .required(true)
+                        .help("the token's name, shown in the logs"),
+                )
+                .arg(
+                    Arg::new("role")
+                        .required(true)
+                        .value_parser(["read", "write"])
+                        .help("read (GET only) or write (everything)"),
+                ),
+        )
         .arg(
             Arg::new("config")
                 .long("config")
@@ -88,6 +111,10 @@ where
     let command = match matches.subcommand() {
         Some(("migrate", _)) => Command::Migrate,
         Some(("healthcheck", _)) => Command::Healthcheck,
+        Some(("token", sub)) => Command::Token {
+            name: sub.get_one::<String>("name").cloned().unwrap_or_default(),
+            role: sub.get_one::<String>("role").cloned().unwrap_or_default(),
+        },
         _ => Command::Serve,
     };
     let scope: &ArgMatches = match matches.subcommand() {
@@ -140,6 +167,19 @@ mod tests {
         let line = parse(["alsy", "--config", "alsy.toml"]).unwrap();
         assert_eq!(line.command, Command::Serve);
         assert_eq!(line.config_file, Some(PathBuf::from("alsy.toml")));
+    }
+
+    #[test]
+    fn token_takes_a_name_and_a_role() {
+        let line = parse(["alsy", "token", "ci", "write"]).unwrap();
+        assert_eq!(
+            line.command,
+            Command::Token {
+                name: "ci".into(),
+                role: "write".into()
+            }
+        );
+        assert!(parse(["alsy", "token", "ci", "admin"]).is_err());
     }
 
     #[test]

@@ -6,6 +6,7 @@
 //! An `ALSY__*` variable that names no setting is an error too.
 
 mod cli;
+mod security;
 mod settings;
 mod sources;
 mod values;
@@ -16,8 +17,8 @@ use std::fmt;
 pub use alsy_postgres::redact_url;
 pub use cli::Command;
 pub use settings::{
-    HttpConfig, K8sConfig, LogFormat, LogLevel, LogSettings, PodSecurityLevel, RuntimeKind,
-    RuntimeSettings, Settings, StorageKind, StorageSettings, SyncSettings,
+    AuthSettings, HttpConfig, K8sConfig, LogFormat, LogLevel, LogSettings, PodSecurityLevel,
+    RuntimeKind, RuntimeSettings, Settings, StorageKind, StorageSettings, SyncSettings,
 };
 pub use sources::setting_names;
 

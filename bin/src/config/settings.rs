@@ -5,6 +5,9 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use alsy_domain::Policy;
+
+use super::security;
 use super::sources::{Layers, Origin, describe};
 use super::values::{self, Zero};
 
@@ -21,8 +24,19 @@ pub struct Settings {
     pub runtime: RuntimeSettings,
     /// `ALSY__K8S__*`.
     pub k8s: K8sConfig,
+    /// `ALSY__AUTH__*`.
+    pub auth: AuthSettings,
+    /// `ALSY__POLICY__*`: what clients may run.
+    pub policy: Policy,
     /// `ALSY__LOG__*`.
     pub log: LogSettings,
+}
+
+/// Who may call the API.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AuthSettings {
+    /// The tokens file; `None`: the API is open.
+    pub tokens_file: Option<PathBuf>,
 }
 
 /// When and how the watcher reconciles.
@@ -221,6 +235,8 @@ impl Default for Settings {
                 run_as_user: 65532,
                 run_as_group: 65532,
             },
+            auth: AuthSettings::default(),
+            policy: Policy::default(),
             log: LogSettings {
                 level: LogLevel::Info,
                 format: LogFormat::Json,
@@ -340,6 +356,20 @@ impl Settings {
         // Kubernetes takes ids up to 2^31 - 1; uid 0 is root, which `restricted` refuses.
         let run_as_user = r.read("k8s.run_as_user", |t| values::count(t, 1, i32::MAX as u32));
         let run_as_group = r.read("k8s.run_as_group", |t| values::count(t, 0, i32::MAX as u32));
+        let tokens_file = match layers.get("auth.tokens_file") {
+            Some(_) => r.read("auth.tokens_file", values::file_path),
+            None => Some(None),
+        };
+        let images = r.read("policy.images", security::image_prefixes);
+        let require_digest = r.read("policy.require_digest", security::flag);
+        let max_cpu = match layers.get("policy.max_cpu") {
+            Some(_) => r.read("policy.max_cpu", security::cap),
+            None => Some(None),
+        };
+        let max_mem = match layers.get("policy.max_mem") {
+            Some(_) => r.read("policy.max_mem", security::cap),
+            None => Some(None),
+        };
         let level = r.read("log.level", |t| values::one_of(t, &levels));
         let format = r.read("log.format", |t| values::one_of(t, &formats));
 
@@ -390,6 +420,15 @@ impl Settings {
                 pod_security: pod_security?,
                 run_as_user: run_as_user?,
                 run_as_group: run_as_group?,
+            },
+            auth: AuthSettings {
+                tokens_file: tokens_file?,
+            },
+            policy: Policy {
+                images: images?,
+                require_digest: require_digest?,
+                max_cpu: max_cpu?,
+                max_mem: max_mem?,
             },
             log: LogSettings {
                 level: level?,
@@ -450,6 +489,40 @@ impl Settings {
             ),
             ("k8s.run_as_user", self.k8s.run_as_user.to_string()),
             ("k8s.run_as_group", self.k8s.run_as_group.to_string()),
+            (
+                "auth.tokens_file",
+                self.auth.tokens_file.as_ref().map_or_else(
+                    || "(none: the API is open)".into(),
+                    |p| p.display().to_string(),
+                ),
+            ),
+            (
+                "policy.images",
+                self.policy
+                    .images
+                    .iter()
+                    .map(|p| p.to_string())
+                    .collect::<Vec<_>>()
+                    .join(","),
+            ),
+            (
+                "policy.require_digest",
+                self.policy.require_digest.to_string(),
+            ),
+            (
+                "policy.max_cpu",
+                self.policy
+                    .max_cpu
+                    .as_ref()
+                    .map_or_else(|| "(no cap)".into(), |q| q.to_string()),
+            ),
+            (
+                "policy.max_mem",
+                self.policy
+                    .max_mem
+                    .as_ref()
+                    .map_or_else(|| "(no cap)".into(), |q| q.to_string()),
+            ),
             ("log.level", format!("{:?}", self.log.level).to_lowercase()),
             (
                 "log.format",

@@ -164,6 +164,31 @@ pub(crate) const DEFS: &[Def] = &[
         "gid of the algorithm containers under restricted",
     ),
     def(
+        "auth.tokens_file",
+        None,
+        "tokens file (NAME ROLE SHA256-HEX lines); unset: the API is open",
+    ),
+    def(
+        "policy.images",
+        Some(""),
+        "comma-separated allowed image prefixes; empty: any image",
+    ),
+    def(
+        "policy.require_digest",
+        Some("false"),
+        "images must pin a digest (@sha256:...)",
+    ),
+    def(
+        "policy.max_cpu",
+        None,
+        "most CPU one pod may ask for; unset: no cap",
+    ),
+    def(
+        "policy.max_mem",
+        None,
+        "most memory one pod may ask for; unset: no cap",
+    ),
+    def(
         "log.level",
         Some("info"),
         "trace, debug, info, warn, error or critical",

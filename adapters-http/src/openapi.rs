@@ -1,0 +1,483 @@
+//! `GET /api/openapi.json`: the API described as OpenAPI 3.1, generated with `utoipa` from the
+//! response DTOs and the operation declarations below.
+//!
+//! The input rules that the edge enforces are stated as schema constraints, so a client (or a
+//! fuzzer) that follows the document gets its writes accepted, and one that breaks it gets a
+//! 400: the patterns here are tested against the domain parsers. The status body's keys come
+//! from the algorithm list, so a configurable catalogue changes the document with it.
+
+// The operation declarations are functions only `utoipa::path` reads.
+#![allow(dead_code)]
+
+use std::borrow::Cow;
+
+use alsy_domain::Algorithm;
+use utoipa::openapi::link::LinkBuilder;
+use utoipa::openapi::schema::{AdditionalProperties, Object, ObjectBuilder, Schema, Type};
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::openapi::{KnownFormat, RefOr, SchemaFormat};
+use utoipa::{Modify, OpenApi, PartialSchema, ToSchema};
+
+use crate::dto::{ClientDto, FailureDto, HeldDto, PageDto, PodDto, ReportDto};
+
+/// A client name: not blank (some character that is neither white space nor a control
+/// character), and no control character anywhere. Spelled out rather than `\s`, whose meaning
+/// differs between regex dialects; these are Rust's `char::is_whitespace` and `is_control`.
+pub(crate) const NAME_PATTERN: &str = r"^[^\x00-\x1f\x7f-\x9f]*[^\x00-\x20\x7f-\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000][^\x00-\x1f\x7f-\x9f]*$";
+
+/// A Kubernetes quantity greater than zero: an unsigned decimal with a non-zero digit, and an
+/// optional binary, decimal or exponent suffix.
+pub(crate) const QUANTITY_PATTERN: &str = r"^\+?([0-9]*[1-9][0-9]*(\.[0-9]*)?|[0-9]*\.[0-9]*[1-9][0-9]*)([KMGTPE]i|[numkMGTPE]|[eE][+-]?[0-9]+)?$";
+
+/// A container image reference, `[registry[:port]/]repo[:tag][@digest]`. A first component
+/// with a dot (or a port, or upper case) is a registry and must be a valid host, which is why a
+/// repository-only name may have a dot in its first component only when it has one component.
+pub(crate) const IMAGE_PATTERN: &str = concat!(
+    r"^(",
+    // registry/path...
+    r"([A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?)*(:[0-9]+)?",
+    // an IPv6 literal counts as a registry only with a ':' or an upper-case letter in it
+    r"|\[[0-9A-Fa-f:]*[:A-F][0-9A-Fa-f:]*\](:[0-9]+)?|\[[0-9a-f]+\]:[0-9]+)",
+    r"/[a-z0-9]+(([._]|__|-+)[a-z0-9]+)*(/[a-z0-9]+(([._]|__|-+)[a-z0-9]+)*)*",
+    // or path/path... with no dot in the first component
+    r"|[a-z0-9]+((_|__|-+)[a-z0-9]+)*(/[a-z0-9]+(([._]|__|-+)[a-z0-9]+)*)+",
+    // or one path component
+    r"|[a-z0-9]+(([._]|__|-+)[a-z0-9]+)*",
+    r")",
+    r"(:[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?",
+    r"(@[A-Za-z][A-Za-z0-9]*([-_+.][A-Za-z][A-Za-z0-9]*)*:[0-9A-Fa-f]{32,})?$",
+);
+
+fn string(min: Option<usize>, max: usize, pattern: &str, description: &str) -> ObjectBuilder {
+    ObjectBuilder::new()
+        .schema_type(Type::String)
+        .min_length(min)
+        .max_length(Some(max))
+        .pattern(Some(pattern))
+        .description(Some(description))
+}
+
+fn closed(builder: ObjectBuilder) -> ObjectBuilder {
+    builder
+        .schema_type(Type::Object)
+        .additional_properties(Some(AdditionalProperties::<Schema>::FreeForm(false)))
+}
+
+/// The body of `POST /api/v1/clients` and `PUT /api/v1/clients/{id}`.
+pub(crate) struct ClientInput;
+
+impl PartialSchema for ClientInput {
+    fn schema() -> RefOr<Schema> {
+        let quantity = |what: &str| {
+            string(
+                None,
+                64,
+                QUANTITY_PATTERN,
+                &format!("{what}, a Kubernetes quantity greater than zero (500m, 2, 512Mi, 1G)"),
+            )
+        };
+        let object = closed(ObjectBuilder::new())
+            .property(
+                "name",
+                string(Some(1), 100, NAME_PATTERN, "unique; not blank, no control characters"),
+            )
+            .property(
+                "version",
+                ObjectBuilder::new()
+                    .schema_type(Type::Integer)
+                    .format(Some(SchemaFormat::KnownFormat(KnownFormat::Int32)))
+                    .minimum(Some(0))
+                    .maximum(Some(i32::MAX)),
+            )
+            .property(
+                "image",
+                string(
+                    None,
+                    255,
+                    IMAGE_PATTERN,
+                    "container image reference [registry[:port]/]repo[:tag][@digest]; the operator's image policy may allow fewer (400 naming the rule)",
+                ),
+            )
+            .property("cpu", quantity("CPU request and limit"))
+            .property("mem", quantity("memory request and limit"))
+            .property(
+                "priority",
+                ObjectBuilder::new()
+                    .schema_type(Type::Number)
+                    .format(Some(SchemaFormat::KnownFormat(KnownFormat::Double)))
+                    .minimum(Some(0)),
+            )
+            .required("name")
+            .required("version")
+            .required("image")
+            .required("cpu")
+            .required("mem")
+            .required("priority");
+        RefOr::T(Schema::Object(object.build()))
+    }
+}
+
+impl ToSchema for ClientInput {
+    fn name() -> Cow<'static, str> {
+        "ClientInput".into()
+    }
+}
+
+/// A client's switches, one boolean per algorithm: the status body, and `status` in a client.
+pub(crate) fn status_schema() -> Object {
+    let names: Vec<&str> = Algorithm::ALL.iter().map(|a| a.as_str()).collect();
+    let mut object = closed(ObjectBuilder::new()).description(Some(format!(
+        "every algorithm's switch: {} (the lower-case keys are accepted in a request too)",
+        names.join(", ")
+    )));
+    for name in names {
+        object = object
+            .property(name, ObjectBuilder::new().schema_type(Type::Boolean))
+            .required(name);
+    }
+    object.build()
+}
+
+/// The body of `PUT /api/v1/status/{id}`.
+pub(crate) struct StatusInput;
+
+impl PartialSchema for StatusInput {
+    fn schema() -> RefOr<Schema> {
+        RefOr::T(Schema::Object(status_schema()))
+    }
+}
+
+impl ToSchema for StatusInput {
+    fn name() -> Cow<'static, str> {
+        "StatusInput".into()
+    }
+}
+
+/// `?need_restart=`.
+#[derive(ToSchema)]
+enum NeedRestart {
+    #[serde(rename = "true")]
+    True,
+    #[serde(rename = "false")]
+    False,
+    #[serde(rename = "1")]
+    One,
+    #[serde(rename = "0")]
+    Zero,
+}
+
+/// `{"status":"ok"}`.
+#[derive(ToSchema)]
+struct OkReply {
+    #[schema(pattern = "^ok$")]
+    status: String,
+}
+
+/// A failure: `{"status":"error","message":"..."}`; the message names the problem.
+#[derive(ToSchema)]
+struct ErrorReply {
+    #[schema(pattern = "^error$")]
+    status: String,
+    message: String,
+}
+
+/// A client, in the envelope.
+#[derive(ToSchema)]
+struct ClientReply {
+    #[schema(pattern = "^ok$")]
+    status: String,
+    message: Option<String>,
+    data: ClientDto<'static>,
+}
+
+/// A page of clients, in the envelope.
+#[derive(ToSchema)]
+struct ClientPageReply {
+    #[schema(pattern = "^ok$")]
+    status: String,
+    data: PageDto<'static>,
+}
+
+/// The pods the runtime reports, in the envelope.
+#[derive(ToSchema)]
+struct PodsReply {
+    #[schema(pattern = "^ok$")]
+    status: String,
+    data: Vec<PodDto<'static>>,
+}
+
+/// The last pass's report (null before the first pass ends), in the envelope.
+#[derive(ToSchema)]
+struct LastPassReply {
+    #[schema(pattern = "^ok$")]
+    status: String,
+    data: Option<ReportDto<'static>>,
+}
+
+/// A pass's report, in the envelope; a pass that could not read storage or the runtime is an
+/// error that still carries its report.
+#[derive(ToSchema)]
+struct PassReply {
+    #[schema(pattern = "^(ok|error)$")]
+    status: String,
+    message: Option<String>,
+    data: ReportDto<'static>,
+}
+
+#[utoipa::path(get, path = "/api/health", tag = "probes",
+    responses((status = 200, description = "the process is alive", body = OkReply)))]
+fn health() {}
+
+#[utoipa::path(get, path = "/api/ready", tag = "probes",
+    responses(
+        (status = 200, description = "storage answers", body = OkReply),
+        (status = 503, description = "storage unavailable", body = ErrorReply)))]
+fn ready() {}
+
+#[utoipa::path(get, path = "/metrics", tag = "probes",
+    responses((status = 200, description = "Prometheus metrics (OpenMetrics text)",
+        content_type = "application/openmetrics-text", body = String)))]
+fn metrics() {}
+
+#[utoipa::path(get, path = "/api/openapi.json", tag = "probes",
+    responses((status = 200, description = "this document", body = Object)))]
+fn openapi() {}
+
+#[utoipa::path(get, path = "/api/v1/clients", tag = "clients",
+    params(
+        ("after" = Option<i64>, Query, minimum = 0, description = "list clients with ids above this one (0: from the start)"),
+        ("limit" = Option<u32>, Query, minimum = 1, maximum = 1000, description = "page size, default 100"),
+    ),
+    responses(
+        (status = 200, description = "a page of clients in id order", body = ClientPageReply),
+        (status = 400, description = "a bad or unknown query parameter", body = ErrorReply),
+        (status = 401, description = "no valid bearer token", body = ErrorReply),
+        (status = 503, description = "storage unavailable", body = ErrorReply),
+    ),
+    security(("bearer" = [])))]
+fn list_clients() {}
+
+#[utoipa::path(post, path = "/api/v1/clients", tag = "clients",
+    request_body(content = ClientInput, content_type = "application/json"),
+    responses(
+        (status = 201, description = "client created successfully", body = ClientReply,
+            headers(("Location" = String, description = "/api/v1/clients/{id}"))),
+        (status = 400, description = "malformed body, a field breaking its rule, or the policy", body = ErrorReply),
+        (status = 401, description = "no valid bearer token", body = ErrorReply),
+        (status = 403, description = "the token's role is read", body = ErrorReply),
+        (status = 408, description = "the body did not arrive in time", body = ErrorReply),
+        (status = 409, description = "the name is taken", body = ErrorReply),
+        (status = 413, description = "body over 64 KiB", body = ErrorReply),
+        (status = 503, description = "storage unavailable", body = ErrorReply),
+    ),
+    security(("bearer" = [])))]
+fn create_client() {}
+
+#[utoipa::path(get, path = "/api/v1/clients/{id}", tag = "clients",
+    params(("id" = i64, Path, minimum = 1, description = "the client's id")),
+    responses(
+        (status = 200, description = "the client with its switches", body = ClientReply),
+        (status = 401, description = "no valid bearer token", body = ErrorReply),
+        (status = 404, description = "no such client", body = ErrorReply),
+        (status = 503, description = "storage unavailable", body = ErrorReply),
+    ),
+    security(("bearer" = [])))]
+fn get_client() {}
+
+#[utoipa::path(put, path = "/api/v1/clients/{id}", tag = "clients",
+    params(
+        ("id" = i64, Path, minimum = 1, description = "the client's id"),
+        ("need_restart" = Option<NeedRestart>, Query, description = "mark the client for restart"),
+    ),
+    request_body(content = ClientInput, content_type = "application/json"),
+    responses(
+        (status = 200, description = "client updated successfully", body = ClientReply),
+        (status = 400, description = "malformed body, a field breaking its rule, the policy, or a bad query parameter", body = ErrorReply),
+        (status = 401, description = "no valid bearer token", body = ErrorReply),
+        (status = 403, description = "the token's role is read", body = ErrorReply),
+        (status = 404, description = "no such client", body = ErrorReply),
+        (status = 408, description = "the body did not arrive in time", body = ErrorReply),
+        (status = 409, description = "the name is taken", body = ErrorReply),
+        (status = 413, description = "body over 64 KiB", body = ErrorReply),
+        (status = 503, description = "storage unavailable", body = ErrorReply),
+    ),
+    security(("bearer" = [])))]
+fn update_client() {}
+
+#[utoipa::path(delete, path = "/api/v1/clients/{id}", tag = "clients",
+    params(("id" = i64, Path, minimum = 1, description = "the client's id")),
+    responses(
+        (status = 204, description = "deleted; its pods go on the next pass"),
+        (status = 401, description = "no valid bearer token", body = ErrorReply),
+        (status = 403, description = "the token's role is read", body = ErrorReply),
+        (status = 404, description = "no such client", body = ErrorReply),
+        (status = 503, description = "storage unavailable", body = ErrorReply),
+    ),
+    security(("bearer" = [])))]
+fn delete_client() {}
+
+#[utoipa::path(get, path = "/api/v1/status/{id}", tag = "status",
+    params(("id" = i64, Path, minimum = 1, description = "the client's id")),
+    responses(
+        (status = 200, description = "the client with its switches", body = ClientReply),
+        (status = 401, description = "no valid bearer token", body = ErrorReply),
+        (status = 404, description = "no such client", body = ErrorReply),
+        (status = 503, description = "storage unavailable", body = ErrorReply),
+    ),
+    security(("bearer" = [])))]
+fn get_status() {}
+
+#[utoipa::path(put, path = "/api/v1/status/{id}", tag = "status",
+    params(
+        ("id" = i64, Path, minimum = 1, description = "the client's id"),
+        ("need_restart" = Option<NeedRestart>, Query, description = "mark the client for restart"),
+    ),
+    request_body(content = StatusInput, content_type = "application/json"),
+    responses(
+        (status = 200, description = "status updated successfully", body = ClientReply),
+        (status = 400, description = "malformed body, a missing switch, a stored spec breaking the policy, or a bad query parameter", body = ErrorReply),
+        (status = 401, description = "no valid bearer token", body = ErrorReply),
+        (status = 403, description = "the token's role is read", body = ErrorReply),
+        (status = 404, description = "no such client", body = ErrorReply),
+        (status = 408, description = "the body did not arrive in time", body = ErrorReply),
+        (status = 413, description = "body over 64 KiB", body = ErrorReply),
+        (status = 503, description = "storage unavailable", body = ErrorReply),
+    ),
+    security(("bearer" = [])))]
+fn set_status() {}
+
+#[utoipa::path(get, path = "/api/v1/pods", tag = "reconciliation",
+    responses(
+        (status = 200, description = "the managed pods the runtime reports now", body = PodsReply),
+        (status = 401, description = "no valid bearer token", body = ErrorReply),
+        (status = 503, description = "pod runtime unavailable", body = ErrorReply),
+    ),
+    security(("bearer" = [])))]
+fn pods() {}
+
+#[utoipa::path(get, path = "/api/v1/sync", tag = "reconciliation",
+    responses(
+        (status = 200, description = "the last pass's report, null before the first", body = LastPassReply),
+        (status = 401, description = "no valid bearer token", body = ErrorReply),
+    ),
+    security(("bearer" = [])))]
+fn last_pass() {}
+
+#[utoipa::path(post, path = "/api/v1/sync", tag = "reconciliation",
+    responses(
+        (status = 200, description = "the report of a pass run now (after any running one)", body = PassReply),
+        (status = 401, description = "no valid bearer token", body = ErrorReply),
+        (status = 403, description = "the token's role is read", body = ErrorReply),
+        (status = 503, description = "the pass could not read storage or the runtime (with its report), or did not finish within the write timeout", body = PassReply),
+    ),
+    security(("bearer" = [])))]
+fn sync_now() {}
+
+/// Links from a created client to the operations on it, so a client of the document (and the
+/// fuzzer's stateful phase) knows that `data.id` of the 201 is the `{id}` of the others.
+struct CreatedClientLinks;
+
+impl Modify for CreatedClientLinks {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let created = openapi
+            .paths
+            .paths
+            .get_mut("/api/v1/clients")
+            .and_then(|item| item.post.as_mut())
+            .and_then(|post| post.responses.responses.get_mut("201"));
+        let Some(RefOr::T(created)) = created else {
+            return;
+        };
+        for (name, operation) in [
+            ("GetClient", "get_client"),
+            ("UpdateClient", "update_client"),
+            ("DeleteClient", "delete_client"),
+            ("GetStatus", "get_status"),
+            ("SetStatus", "set_status"),
+        ] {
+            let link = LinkBuilder::new()
+                .operation_id(operation)
+                .parameter("id", "$response.body#/data/id")
+                .build();
+            created.links.insert(name.to_owned(), RefOr::T(link));
+        }
+    }
+}
+
+struct BearerScheme;
+
+impl Modify for BearerScheme {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .description(Some(
+                        "a token minted with `alsy token NAME ROLE`; role read may GET, role write may do everything. Only when the service has a tokens file.",
+                    ))
+                    .build(),
+            ),
+        );
+    }
+}
+
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "alsy", description = "Keeps Kubernetes pods equal to per-client algorithm switches. Every body is the envelope {\"status\",\"message\",\"data\"}; every response carries X-Request-Id."),
+    paths(health, ready, metrics, openapi, list_clients, create_client, get_client, update_client,
+        delete_client, get_status, set_status, pods, last_pass, sync_now),
+    components(schemas(ClientInput, StatusInput, NeedRestart, ClientDto, PageDto, PodDto,
+        ReportDto, FailureDto, HeldDto, OkReply, ErrorReply)),
+    modifiers(&BearerScheme, &CreatedClientLinks),
+)]
+struct ApiDoc;
+
+/// The document, as JSON; built once.
+pub(crate) fn document() -> Result<&'static str, String> {
+    static DOCUMENT: std::sync::OnceLock<Result<String, String>> = std::sync::OnceLock::new();
+    DOCUMENT
+        .get_or_init(|| {
+            let mut doc = ApiDoc::openapi();
+            doc.info.version = env!("CARGO_PKG_VERSION").to_owned();
+            let mut value = serde_json::to_value(&doc)
+                .map_err(|e| format!("the OpenAPI document did not serialise: {e}"))?;
+            camel_case_links(&mut value);
+            Ok(value.to_string())
+        })
+        .as_deref()
+        .map_err(Clone::clone)
+}
+
+/// utoipa 5.5 writes a Link object's fields in snake case (`operation_id`), which no OpenAPI
+/// tool reads; the specification spells them `operationId`, `operationRef`, `requestBody`.
+fn camel_case_links(doc: &mut serde_json::Value) {
+    let Some(paths) = doc.get_mut("paths").and_then(|p| p.as_object_mut()) else {
+        return;
+    };
+    let links = paths
+        .values_mut()
+        .filter_map(|item| item.as_object_mut())
+        .flat_map(|item| item.values_mut())
+        .filter_map(|operation| operation.get_mut("responses")?.as_object_mut())
+        .flat_map(|responses| responses.values_mut())
+        .filter_map(|response| response.get_mut("links")?.as_object_mut())
+        .flat_map(|links| links.values_mut())
+        .filter_map(|link| link.as_object_mut());
+    for link in links {
+        for (snake, camel) in [
+            ("operation_id", "operationId"),
+            ("operation_ref", "operationRef"),
+            ("request_body", "requestBody"),
+        ] {
+            if let Some(value) = link.remove(snake) {
+                link.insert(camel.to_owned(), value);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+#[path = "openapi_tests.rs"]
+mod tests;
