@@ -35,8 +35,38 @@ struct Measured {
     pgbench_cpu: CpuSnapshot,
 }
 
+/// Mints a write token with the binary under test and writes its tokens file; returns the
+/// token and the file.
+fn mint_token(alsy: &std::path::Path) -> anyhow::Result<(String, std::path::PathBuf)> {
+    let out = std::process::Command::new(alsy)
+        .args(["token", "bench", "write"])
+        .output()
+        .with_context(|| format!("running {} token", alsy.display()))?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    let field = |prefix: &str| {
+        text.lines()
+            .find_map(|l| l.strip_prefix(prefix))
+            .map(|v| v.trim().to_owned())
+            .with_context(|| format!("`alsy token` printed no {prefix:?} line: {text}"))
+    };
+    let (token, line) = (field("token:")?, field("line:")?);
+    let file = std::env::temp_dir().join(format!("alsy-bench-tokens-{}", std::process::id()));
+    std::fs::write(&file, format!("{line}\n")).context("writing the tokens file")?;
+    Ok((token, file))
+}
+
 async fn measure(db: &BenchDatabase, options: &Options) -> anyhow::Result<String> {
+    let mut headers = reqwest::header::HeaderMap::new();
+    let mut auth_env = None;
+    if options.with_token {
+        let (token, file) = mint_token(&options.alsy_bin)?;
+        let value = reqwest::header::HeaderValue::from_str(&format!("Bearer {token}"))
+            .context("the minted token is not a header value")?;
+        headers.insert(reqwest::header::AUTHORIZATION, value);
+        auth_env = Some(("ALSY__AUTH__TOKENS_FILE", file.display().to_string()));
+    }
     let http = reqwest::Client::builder()
+        .default_headers(headers)
         .no_proxy()
         .tcp_nodelay(true)
         .pool_max_idle_per_host(options.concurrency)
@@ -55,6 +85,7 @@ async fn measure(db: &BenchDatabase, options: &Options) -> anyhow::Result<String
     if let Some(max) = options.max_conns {
         env.push(("ALSY__STORAGE__MAX_CONNS", max.to_string()));
     }
+    env.extend(auth_env);
     progress(format!("api: starting {}", options.alsy_bin.display()));
     let alsy = AlsyProcess::start(&options.alsy_bin, &env, &http).await?;
     let outcome = load_all(db, options, &http, &alsy).await;

@@ -82,6 +82,10 @@ pub struct Options {
     /// Unmeasured mixed load before the first measurement.
     #[arg(long, global = true, default_value = "3s", value_parser = humantime::parse_duration)]
     pub warmup: Duration,
+    /// Run the alsy under test with a tokens file and send a bearer token with every request
+    /// (`alsy token` mints it), to measure the cost of authentication.
+    #[arg(long, global = true)]
+    pub with_token: bool,
     /// `ALSY__STORAGE__MAX_CONNS` for the alsy under test; unset keeps alsy's default.
     #[arg(long, global = true)]
     pub max_conns: Option<u32>,

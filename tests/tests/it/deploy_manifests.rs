@@ -101,7 +101,7 @@ fn every_manifest_parses_strictly_into_its_kubernetes_type() {
 }
 
 #[test]
-fn the_kustomization_applies_every_manifest_but_the_example_secret() {
+fn the_kustomization_applies_every_manifest_but_the_example_secrets() {
     let files = manifests();
     let kustomization = &files["kustomization.yaml"];
     let listed: BTreeSet<&str> = kustomization["resources"]
@@ -113,7 +113,7 @@ fn the_kustomization_applies_every_manifest_but_the_example_secret() {
     let expected: BTreeSet<&str> = files
         .keys()
         .map(String::as_str)
-        .filter(|f| *f != "kustomization.yaml" && *f != "secret.example.yaml")
+        .filter(|f| *f != "kustomization.yaml" && !f.ends_with(".example.yaml"))
         .collect();
     assert_eq!(listed, expected);
     assert_eq!(kustomization["namespace"], "alsy");
@@ -252,7 +252,7 @@ fn the_service_reaches_the_deployments_http_port() {
 #[test]
 fn the_deployment_runs_the_kubernetes_runtime_with_the_storage_url_from_the_secret() {
     let (_, deployment) = one_of_kind::<Deployment>("Deployment");
-    let (_, secret) = one_of_kind::<Secret>("Secret");
+    let secret = secret_named("alsy-storage");
     let env = the_container(&deployment).env.unwrap_or_default();
     let var = |name: &str| {
         env.iter()
@@ -279,6 +279,53 @@ fn the_deployment_runs_the_kubernetes_runtime_with_the_storage_url_from_the_secr
         var("ALSY__STORAGE__URL").value.is_none(),
         "no URL in plain text"
     );
+}
+
+/// The example Secret named `name`.
+fn secret_named(name: &str) -> Secret {
+    let files = manifests();
+    let mut found = files
+        .iter()
+        .filter(|(_, v)| v["kind"] == "Secret" && v["metadata"]["name"] == name)
+        .map(|(file, v)| strict::<Secret>(file, v));
+    let secret = found
+        .next()
+        .unwrap_or_else(|| panic!("no Secret {name} in deploy/"));
+    assert!(found.next().is_none(), "more than one Secret {name}");
+    secret
+}
+
+#[test]
+fn the_deployment_requires_bearer_tokens_from_a_mounted_secret() {
+    let (_, deployment) = one_of_kind::<Deployment>("Deployment");
+    let container = the_container(&deployment);
+    let env = container.env.clone().unwrap_or_default();
+    let file = env
+        .iter()
+        .find(|v| v.name == "ALSY__AUTH__TOKENS_FILE")
+        .and_then(|v| v.value.clone())
+        .expect("the Deployment sets ALSY__AUTH__TOKENS_FILE: the API is not open");
+    let mounts = container.volume_mounts.clone().unwrap_or_default();
+    let mount = mounts
+        .iter()
+        .find(|m| file.starts_with(&format!("{}/", m.mount_path)))
+        .expect("the tokens file is inside a mount");
+    assert_eq!(mount.read_only, Some(true));
+    let volumes = deployment
+        .spec
+        .and_then(|s| s.template.spec)
+        .and_then(|s| s.volumes)
+        .unwrap_or_default();
+    let volume = volumes
+        .iter()
+        .find(|v| v.name == mount.name)
+        .expect("the mount's volume");
+    let from = volume.secret.as_ref().expect("the volume is a Secret");
+    let secret = secret_named(from.secret_name.as_deref().unwrap_or_default());
+    let key = file.rsplit('/').next().unwrap_or_default();
+    let text = secret.string_data.unwrap_or_default();
+    let lines = text.get(key).expect("the example Secret holds the file's key");
+    alsy_http::Tokens::parse(lines).expect("the example tokens file parses");
 }
 
 #[test]
