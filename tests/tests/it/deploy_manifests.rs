@@ -324,7 +324,9 @@ fn the_deployment_requires_bearer_tokens_from_a_mounted_secret() {
     let secret = secret_named(from.secret_name.as_deref().unwrap_or_default());
     let key = file.rsplit('/').next().unwrap_or_default();
     let text = secret.string_data.unwrap_or_default();
-    let lines = text.get(key).expect("the example Secret holds the file's key");
+    let lines = text
+        .get(key)
+        .expect("the example Secret holds the file's key");
     alsy_http::Tokens::parse(lines).expect("the example tokens file parses");
 }
 
