@@ -112,7 +112,11 @@ impl PartialSchema for ClientInput {
             .required("image")
             .required("cpu")
             .required("mem")
-            .required("priority");
+            .required("priority")
+            .examples([serde_json::json!({
+                "name": "Jimbo", "version": 1, "image": "ghcr.io/acme/vwap:1.0",
+                "cpu": "500m", "mem": "512Mi", "priority": 0.26
+            })]);
         RefOr::T(Schema::Object(object.build()))
     }
 }
@@ -130,12 +134,19 @@ pub(crate) fn status_schema() -> Object {
         "every algorithm's switch: {} (the lower-case keys are accepted in a request too)",
         names.join(", ")
     )));
+    let example: serde_json::Map<String, serde_json::Value> = names
+        .iter()
+        .enumerate()
+        .map(|(i, name)| ((*name).to_owned(), serde_json::Value::Bool(i == 0)))
+        .collect();
     for name in names {
         object = object
             .property(name, ObjectBuilder::new().schema_type(Type::Boolean))
             .required(name);
     }
-    object.build()
+    object
+        .examples([serde_json::Value::Object(example)])
+        .build()
 }
 
 /// The body of `PUT /api/v1/status/{id}`.

@@ -81,12 +81,17 @@ fn setting_names_lists_every_env_variable() {
         "ALSY__K8S__POD_SECURITY",
         "ALSY__K8S__RUN_AS_USER",
         "ALSY__K8S__RUN_AS_GROUP",
+        "ALSY__AUTH__TOKENS_FILE",
+        "ALSY__POLICY__IMAGES",
+        "ALSY__POLICY__REQUIRE_DIGEST",
+        "ALSY__POLICY__MAX_CPU",
+        "ALSY__POLICY__MAX_MEM",
         "ALSY__LOG__LEVEL",
         "ALSY__LOG__FORMAT",
     ] {
         assert!(names.contains(&name.to_owned()), "{name}");
     }
-    assert_eq!(names.len(), 28);
+    assert_eq!(names.len(), 33);
 }
 
 #[test]
