@@ -1,5 +1,5 @@
 //! The tokens file at run time: `alsy token` mints a token; [`load`] reads the file at start-up
-//! (a missing or malformed file stops the start); [`watch`] re-reads it when it changes.
+//! (a missing or malformed file stops the start); `watch` re-reads it when it changes.
 //!
 //! Why on change rather than on SIGHUP: in Kubernetes the file is a mounted Secret, which the
 //! kubelet updates in place and nobody signals; a rotated token then takes effect on its own,
