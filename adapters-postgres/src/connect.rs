@@ -43,14 +43,22 @@ impl ConnectError {
     }
 
     fn from_driver(error: &tokio_postgres::Error) -> ConnectError {
+        let code = error.as_db_error().map(|db| db.code());
+        let mut cause = describe(error);
+        if code == Some(&SqlState::INVALID_PASSWORD) {
+            cause.push_str(PASSWORD_HINT);
+        }
         ConnectError {
-            cause: describe(error),
-            permanent: error
-                .as_db_error()
-                .is_some_and(|db| !is_transient(db.code())),
+            cause,
+            permanent: code.is_some_and(|code| !is_transient(code)),
         }
     }
 }
+
+/// Appended to a refused password: the usual cause is credentials changed after the first start,
+/// since PostgreSQL's image sets the password only when it creates its data volume.
+const PASSWORD_HINT: &str = " (the database volume keeps the password of its first start; \
+    `docker compose down -v` resets it, deleting the data)";
 
 /// Server errors at connection time that go away by themselves.
 fn is_transient(code: &SqlState) -> bool {
