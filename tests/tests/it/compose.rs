@@ -154,7 +154,7 @@ fn dockerignore_keeps_build_output_and_git_out_of_the_context() {
 }
 
 #[test]
-fn the_dockerfile_builds_locked_in_release_and_runs_as_non_root() {
+fn the_dockerfile_builds_locked_in_release_and_runs_as_a_named_non_root_user() {
     let dockerfile = repo_file("Dockerfile");
     assert!(dockerfile.contains("cargo build --release --locked -p alsy"));
     let stages = dockerfile
@@ -168,8 +168,83 @@ fn the_dockerfile_builds_locked_in_release_and_runs_as_non_root() {
         .lines()
         .find(|l| l.starts_with("USER "))
         .expect("a USER in the runtime stage");
+    let (uid, gid) = user["USER ".len()..]
+        .trim()
+        .split_once(':')
+        .expect("USER uid:gid");
+    assert!(uid != "0" && !uid.contains("root"), "{user}");
+    assert_eq!(uid, gid, "the group has the user's id");
+    // Named, with the same id, and not --system: useradd warns about a system uid above 999.
     assert!(
-        !user.contains("root") && !user.trim_end().ends_with(" 0"),
-        "{user}"
+        runtime_stage.contains(&format!("groupadd --gid {gid} alsy")),
+        "a group named alsy with gid {gid}"
+    );
+    assert!(
+        runtime_stage.contains(&format!("useradd --uid {uid} --gid alsy")),
+        "a user named alsy with uid {uid} in that group"
+    );
+    let useradd = runtime_stage
+        .lines()
+        .find(|l| l.contains("useradd "))
+        .expect("useradd");
+    assert!(!useradd.contains("--system"), "no system user: {useradd}");
+}
+
+#[test]
+fn the_dockerfile_follows_the_workspace_and_needs_no_frontend_image() {
+    let dockerfile = repo_file("Dockerfile");
+    // A `syntax` directive makes every BuildKit build fetch a frontend image from a registry.
+    assert!(
+        !dockerfile
+            .lines()
+            .any(|l| l.trim_start().starts_with('#') && l.contains("syntax=")),
+        "no syntax directive"
+    );
+    // The dependency layer comes from cargo-chef's recipe of the whole workspace, never from a
+    // hand-kept list of crate manifests that a new crate would have to join.
+    assert!(dockerfile.contains("cargo chef prepare"));
+    assert!(dockerfile.contains("cargo chef cook --release --locked -p alsy"));
+    let copied_manifests: Vec<&str> = dockerfile
+        .lines()
+        .filter(|l| l.starts_with("COPY ") && l.contains("/Cargo.toml"))
+        .collect();
+    assert!(
+        copied_manifests.is_empty(),
+        "a hand-kept crate list: {copied_manifests:?}"
+    );
+    // BuildKit-only syntax would break the legacy builder (DOCKER_BUILDKIT=0).
+    for buildkit_only in ["--mount=", "--chmod=", "--link", "<<"] {
+        assert!(!dockerfile.contains(buildkit_only), "{buildkit_only}");
+    }
+}
+
+#[test]
+fn the_compose_file_has_only_what_compose_1_29_accepts() {
+    let compose = compose();
+    // Compose 1.29 rejects a top-level `name:` (and any key it does not know but `x-*`).
+    let allowed = [
+        "version", "services", "volumes", "networks", "configs", "secrets",
+    ];
+    for key in compose.as_mapping().expect("a mapping").keys() {
+        let key = key.as_str().expect("string keys");
+        assert!(
+            allowed.contains(&key) || key.starts_with("x-"),
+            "top-level `{key}` breaks docker-compose 1.29"
+        );
+    }
+}
+
+#[test]
+fn env_example_says_the_volume_keeps_the_first_credentials_and_names_the_project() {
+    let example = repo_file(".env.example");
+    assert!(
+        example.contains("docker compose down -v"),
+        "how to reset credentials"
+    );
+    assert!(
+        example
+            .lines()
+            .any(|l| l.starts_with("COMPOSE_PROJECT_NAME=") && l.len() > 21),
+        "a project name Compose 1.29 accepts"
     );
 }
