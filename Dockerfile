@@ -27,6 +27,7 @@ FROM debian:bookworm-slim
 RUN echo '#clear DPkg::Pre-Install-Pkgs;' >/etc/apt/apt.conf.d/99-no-preconfigure \
     && apt-get update -qq \
     && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends ca-certificates >/dev/null \
+    && apt-get clean \
     && rm -rf /var/lib/apt/lists/* /etc/apt/apt.conf.d/99-no-preconfigure \
     && groupadd --gid 10001 alsy \
     && useradd --uid 10001 --gid alsy --no-create-home --home-dir /nonexistent --shell /usr/sbin/nologin alsy
