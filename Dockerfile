@@ -20,17 +20,20 @@ COPY . .
 RUN cargo build --release --locked -p alsy \
     && cp target/release/alsy /usr/local/bin/alsy
 
-FROM debian:bookworm-slim
-# debconf's pre-configuration step needs apt-utils, and without it only prints a warning: it is
-# off for this one install. A named user and group with the same id; 10001 is above the system
-# range, so no --system (useradd would warn).
+# Debian's CA bundle, from its own stage: the runtime image needs only the bundle, not apt's
+# caches or the openssl tools the package pulls in. debconf's pre-configuration needs apt-utils
+# and without it only prints a warning: it is off for this one install.
+FROM debian:bookworm-slim AS certs
 RUN echo '#clear DPkg::Pre-Install-Pkgs;' >/etc/apt/apt.conf.d/99-no-preconfigure \
     && apt-get update -qq \
-    && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends ca-certificates >/dev/null \
-    && apt-get clean \
-    && rm -rf /var/lib/apt/lists/* /etc/apt/apt.conf.d/99-no-preconfigure \
-    && groupadd --gid 10001 alsy \
+    && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends ca-certificates >/dev/null
+
+FROM debian:bookworm-slim
+# A named user and group with the same id; 10001 is above the system range, so no --system
+# (useradd would warn).
+RUN groupadd --gid 10001 alsy \
     && useradd --uid 10001 --gid alsy --no-create-home --home-dir /nonexistent --shell /usr/sbin/nologin alsy
+COPY --from=certs /etc/ssl/certs/ca-certificates.crt /etc/ssl/certs/ca-certificates.crt
 COPY --from=build /usr/local/bin/alsy /usr/local/bin/alsy
 USER 10001:10001
 EXPOSE 8080
