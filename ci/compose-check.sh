@@ -266,7 +266,7 @@ health() { # $1: service
   docker inspect -f '{{if .State.Health}}{{.State.Health.Status}}{{else}}no health check{{end}}' "$id"
 }
 
-wait_healthy() { # $1: when the wait is counted from ($SECONDS); sets $healthy_after
+wait_healthy() { # $1: when the wait is counted from ($SECONDS), $2: what started then
   local since=$1 deadline=$((SECONDS + HEALTHY_DEADLINE)) storage watcher
   while :; do
     storage=$(health storage)
@@ -277,7 +277,7 @@ wait_healthy() { # $1: when the wait is counted from ($SECONDS); sets $healthy_a
     sleep 1
   done
   healthy_after=$((SECONDS - since))
-  echo "both health checks healthy ${healthy_after}s after \`${COMPOSE[*]} up\` started"
+  echo "both health checks healthy ${healthy_after}s after \`$2\` started"
 }
 
 # The README's quick start, read from the README so the two cannot drift apart: the shell block
@@ -392,7 +392,7 @@ step "docker compose up -d --build (the README's first command)"
 up_started=$SECONDS
 docker compose up -d --build
 echo "\`docker compose up -d --build\` returned after $((SECONDS - up_started))s (image build included)"
-wait_healthy "$up_started"
+wait_healthy "$up_started" "docker compose up -d --build"
 
 step "the README's quick start, verbatim"
 expect_contains "POST /api/v1/clients" "$(run_readme "${quick_start[0]}")" '"status":"ok"'
@@ -420,14 +420,14 @@ echo "$watcher_image: $size_mb MB ($size bytes; limit $IMAGE_LIMIT_MB MB)"
 step "docker compose restart watcher keeps the data"
 restart_started=$SECONDS
 docker compose restart watcher
-wait_healthy "$restart_started"
+wait_healthy "$restart_started" "docker compose restart watcher"
 expect_client_kept "after restart"
 
 step "docker compose down, then up -d, keeps the data"
 docker compose down
 up_started=$SECONDS
 docker compose up -d
-wait_healthy "$up_started"
+wait_healthy "$up_started" "docker compose up -d"
 expect_client_kept "after down + up -d"
 docker compose down
 
@@ -449,7 +449,7 @@ COMPOSE=(docker-compose)
 docker-compose config -q && echo "docker-compose config: valid"
 up_started=$SECONDS
 docker-compose up -d --build
-wait_healthy "$up_started"
+wait_healthy "$up_started" "docker-compose up -d --build"
 expect_client_kept "docker-compose up -d --build, same volume"
 expect_pod_logged
 docker-compose down -v
