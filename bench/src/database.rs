@@ -104,6 +104,16 @@ impl BenchDatabase {
         self.server.url(&self.name)
     }
 
+    /// The server's port.
+    pub fn port(&self) -> u16 {
+        self.server.port
+    }
+
+    /// A connection to it.
+    pub async fn connect(&self) -> anyhow::Result<tokio_postgres::Client> {
+        self.server.connect(&self.name).await
+    }
+
     /// Drops it, closing whatever connections are still open.
     pub async fn drop_now(self) -> anyhow::Result<()> {
         let admin = self.server.connect("postgres").await?;

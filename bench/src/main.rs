@@ -1,6 +1,6 @@
-//! alsy-bench: measures alsy's HTTP API against pgbench, reconciliation at 1k–100k clients, and the
-//! Kubernetes runtime against the test API server; prints markdown tables and keeps them in
-//! `bench/RESULTS.md`. See `bench/README.md` for what each number means.
+//! alsy-bench: measures alsy's HTTP API against pgbench, reconciliation at 1k–100k clients, the
+//! Kubernetes runtime against the test API server, and a soak of minutes (with SVG charts); prints
+//! markdown tables and keeps them in `bench/RESULTS.md`. See `bench/README.md` for what each number means.
 
 mod api;
 mod cpu;
@@ -13,6 +13,7 @@ mod process;
 mod reconcile;
 mod reconcile_child;
 mod report;
+mod soak;
 mod sql;
 mod timed;
 
@@ -42,8 +43,10 @@ enum Command {
     Reconcile,
     /// One pass creating pods through the Kubernetes test API server.
     Kube,
-    /// All three (the default).
+    /// All three (the default; the soak is not included).
     All,
+    /// The assignment's load for minutes, passes churning pods: growth, lost writes, SVG charts.
+    Soak(soak::SoakArgs),
     /// One size of the reconcile bench; started by `reconcile`, prints JSON.
     #[command(hide = true)]
     ReconcileChild(reconcile_child::ChildArgs),
@@ -136,6 +139,7 @@ async fn main() -> anyhow::Result<()> {
         Command::Api => (true, false, false),
         Command::Reconcile => (false, true, false),
         Command::Kube => (false, false, true),
+        Command::Soak(_) => (false, false, false),
         _ => (true, true, true),
     };
     let mut sections: Vec<(&str, String)> = Vec::new();
@@ -155,6 +159,9 @@ async fn main() -> anyhow::Result<()> {
     }
     if kube {
         keep("kube", kube::run(&options).await);
+    }
+    if let Command::Soak(args) = &command {
+        keep("soak", soak::run(&server, &options, args).await);
     }
     println!("## Machine\n\n{machine}");
     for (_, body) in &sections {

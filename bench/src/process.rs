@@ -88,6 +88,11 @@ impl AlsyProcess {
         tail.into_iter().rev().collect::<Vec<_>>().join("\n")
     }
 
+    /// The file its stdout and stderr go to (removed by [`AlsyProcess::stop`]).
+    pub fn log_path(&self) -> &Path {
+        &self.log_path
+    }
+
     /// Its process id.
     pub fn pid(&self) -> u32 {
         self.pid
@@ -119,6 +124,32 @@ impl AlsyProcess {
         let _ = std::fs::remove_file(&self.log_path);
         Ok(())
     }
+}
+
+/// An HTTP client for loads on 127.0.0.1: no proxy, no Nagle delay, up to `idle` keep-alive
+/// connections, every request bounded by `timeout`.
+pub fn load_client(idle: usize, timeout: Duration) -> anyhow::Result<reqwest::Client> {
+    reqwest::Client::builder()
+        .no_proxy()
+        .tcp_nodelay(true)
+        .pool_max_idle_per_host(idle)
+        .timeout(timeout)
+        .build()
+        .context("building the HTTP client")
+}
+
+/// The environment of an alsy on PostgreSQL database `url` with the fake runtime, with
+/// `ALSY__STORAGE__MAX_CONNS` when `max_conns` is given; each bench adds its sync and log settings.
+pub fn postgres_fake_env(url: String, max_conns: Option<u32>) -> Vec<(&'static str, String)> {
+    let mut env = vec![
+        ("ALSY__STORAGE__KIND", "postgres".to_string()),
+        ("ALSY__STORAGE__URL", url),
+        ("ALSY__RUNTIME__KIND", "fake".to_string()),
+    ];
+    if let Some(max) = max_conns {
+        env.push(("ALSY__STORAGE__MAX_CONNS", max.to_string()));
+    }
+    env
 }
 
 /// `VmHWM` from the text of /proc/*/status, in KiB.

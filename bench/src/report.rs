@@ -75,7 +75,7 @@ pub fn write_results(
 ) -> anyhow::Result<()> {
     let old = std::fs::read_to_string(path).unwrap_or_default();
     let mut out = format!("{TITLE}\n## Machine (last run)\n\n{machine}\n");
-    for name in ["api", "reconcile", "kube"] {
+    for name in ["api", "reconcile", "kube", "soak"] {
         let body = sections
             .iter()
             .find(|(n, _)| *n == name)

@@ -1,0 +1,283 @@
+//! The soak's pass/fail lines and its section of `RESULTS.md`.
+
+use super::traffic::Traffic;
+use super::{Final, Row, SoakArgs};
+use crate::report::{Table, ms};
+
+/// Growth is measured from this point (or the middle of a shorter run): start-up, the first
+/// connections and the allocator's first arenas are not a leak.
+const SETTLED_S: f64 = 120.0;
+/// RSS may grow this much after settling.
+const RSS_GROWTH_LIMIT: f64 = 0.05;
+
+/// One pass/fail line.
+pub struct Check {
+    pub name: &'static str,
+    /// `None` when the run was too short to tell.
+    pub passed: Option<bool>,
+    pub detail: String,
+}
+
+impl Check {
+    /// `PASS`/`FAIL`/`N/A`, the check, and what was measured.
+    pub fn line(&self) -> String {
+        let verdict = match self.passed {
+            Some(true) => "PASS",
+            Some(false) => "FAIL",
+            None => "N/A ",
+        };
+        format!("{verdict}  {}: {}", self.name, self.detail)
+    }
+}
+
+/// Index of the first sample at or after the settling point.
+fn settled(rows: &[Row]) -> Option<usize> {
+    let end = rows.last()?.minute * 60.0;
+    let from = SETTLED_S.min(end / 2.0);
+    rows.iter().position(|r| r.minute * 60.0 >= from)
+}
+
+/// "Flat": the highest of the last three samples is at most max(3, 10 %) above the value at the
+/// settling point. Sockets come and go with the load's bursts; a leak keeps climbing.
+fn flat(rows: &[Row], from: usize, value: impl Fn(&Row) -> u64) -> (bool, String) {
+    let base = value(&rows[from]);
+    let tail = rows.len().saturating_sub(3).max(from);
+    let end = rows[tail..].iter().map(&value).max().unwrap_or(base);
+    let (low, high) = rows[from..]
+        .iter()
+        .map(&value)
+        .fold((u64::MAX, 0), |(lo, hi), v| (lo.min(v), hi.max(v)));
+    let allowed = base + 3.max(base / 10);
+    (
+        end <= allowed,
+        format!(
+            "{base} at {:.0} s, {end} at the end (allowed ≤ {allowed}), range {low}–{high}",
+            rows[from].minute * 60.0
+        ),
+    )
+}
+
+/// The five checks the issue asks for.
+pub fn checks(rows: &[Row], traffic: &Traffic, last: &Final, target: f64) -> Vec<Check> {
+    let errors: u64 = rows.iter().map(|r| r.errors).sum();
+    let requests: u64 = rows.iter().map(|r| r.requests).sum();
+    let mut out = vec![Check {
+        name: "0 errors and 0 lost writes",
+        passed: Some(errors == 0 && last.lost.is_empty()),
+        detail: format!(
+            "{errors} errors in {requests} requests{}; {} lost writes ({} writes answered 2xx, \
+             {} clients checked against the database){}",
+            traffic
+                .first_error
+                .as_deref()
+                .map(|e| format!(" (first: {e})"))
+                .unwrap_or_default(),
+            last.lost.len(),
+            traffic.writes_ok,
+            last.checked,
+            last.lost
+                .first()
+                .map(|l| format!(
+                    "; first: client {} holds {:?}, expected {:?}",
+                    l.id, l.found, l.expected
+                ))
+                .unwrap_or_default()
+        ),
+    }];
+    let over: Vec<&Row> = rows.iter().filter(|r| r.p99_ms > target).collect();
+    let worst = rows.iter().max_by(|a, b| a.p99_ms.total_cmp(&b.p99_ms));
+    out.push(Check {
+        name: "p99 ≤ 20 ms in every window",
+        passed: Some(over.is_empty() && !rows.is_empty()),
+        detail: match worst {
+            None => "no windows".into(),
+            Some(w) => format!(
+                "worst p99 {} ms in the window ending at {:.0} s (load average {:.2}){}",
+                ms(w.p99_ms),
+                w.minute * 60.0,
+                w.sample.load1,
+                if over.is_empty() {
+                    String::new()
+                } else {
+                    format!(
+                        "; over in {} of {} windows: {}",
+                        over.len(),
+                        rows.len(),
+                        over.iter()
+                            .map(|r| format!(
+                                "{:.0} s ({} ms, load {:.2})",
+                                r.minute * 60.0,
+                                ms(r.p99_ms),
+                                r.sample.load1
+                            ))
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    )
+                }
+            ),
+        },
+    });
+    match settled(rows) {
+        Some(from) if from + 1 < rows.len() => {
+            let base = rows[from].sample.rss_mib;
+            let (at, high) = rows[from..]
+                .iter()
+                .map(|r| (r.minute, r.sample.rss_mib))
+                .fold((0.0, 0.0), |acc, x| if x.1 > acc.1 { x } else { acc });
+            let growth = high / base - 1.0;
+            out.push(Check {
+                name: "RSS after minute 2 grows ≤ 5 %",
+                passed: Some(growth <= RSS_GROWTH_LIMIT),
+                detail: format!(
+                    "{base:.1} MiB at {:.0} s, highest {high:.1} MiB at {:.0} s ({:+.1} %), \
+                     {:.1} MiB at the end, {:.1} MiB after the final pass",
+                    rows[from].minute * 60.0,
+                    at * 60.0,
+                    growth * 100.0,
+                    rows[rows.len() - 1].sample.rss_mib,
+                    last.sample.rss_mib
+                ),
+            });
+            let (fds_flat, fds) = flat(rows, from, Row::other_fds);
+            let (threads_flat, threads) = flat(rows, from, |r| r.sample.threads);
+            let range = |value: fn(&Row) -> u64| {
+                let values = rows[from..].iter().map(value);
+                let low = values.clone().min().unwrap_or(0);
+                format!("{low}–{}", values.max().unwrap_or(0))
+            };
+            out.push(Check {
+                name: "fds and threads flat",
+                passed: Some(fds_flat && threads_flat),
+                detail: format!(
+                    "fds other than TCP connections {fds}; threads {threads}; from {:.0} s on: \
+                     HTTP connections {}, database connections {}, all fds {}",
+                    rows[from].minute * 60.0,
+                    range(|r| r.sample.http_sockets),
+                    range(|r| r.sample.db_sockets),
+                    range(|r| r.sample.fds),
+                ),
+            });
+        }
+        _ => {
+            for name in ["RSS after minute 2 grows ≤ 5 %", "fds and threads flat"] {
+                out.push(Check {
+                    name,
+                    passed: None,
+                    detail: "the run is too short to tell (fewer than two samples after settling)"
+                        .into(),
+                });
+            }
+        }
+    }
+    out.push(Check {
+        name: "observed = desired at the end",
+        passed: Some(
+            last.missing == 0 && last.extra == 0 && last.pass_outcome.starts_with("completed"),
+        ),
+        detail: format!(
+            "{} pods observed, {} desired, {} missing, {} extra, after the final pass ({})",
+            last.observed, last.desired, last.missing, last.extra, last.pass_outcome
+        ),
+    });
+    out
+}
+
+/// The soak's section of `RESULTS.md`.
+pub fn markdown(
+    args: &SoakArgs,
+    rows: &[Row],
+    traffic: &Traffic,
+    last: &Final,
+    checks: &[Check],
+    charts: &[String],
+) -> String {
+    let mut table = Table::new(&[
+        "t s",
+        "req/s",
+        "p50 ms",
+        "p99 ms",
+        "max ms",
+        "errors",
+        "load avg",
+        "alsy CPU %",
+        "RSS MiB",
+        "fds (HTTP/db conns)",
+        "threads",
+        "db conns (pg_stat_activity)",
+        "passes",
+        "longest pass ms",
+        "pods +/−",
+        "pod failures",
+        "pods observed/desired",
+        "WARN+ lines",
+    ]);
+    for r in rows {
+        table.row(vec![
+            format!("{:.0}", r.minute * 60.0),
+            format!("{:.0}", r.requests as f64 / r.seconds.max(1e-9)),
+            ms(r.p50_ms),
+            ms(r.p99_ms),
+            ms(r.max_ms),
+            r.errors.to_string(),
+            format!("{:.2}", r.sample.load1),
+            format!("{:.0}", r.sample.cpu_percent),
+            format!("{:.1}", r.sample.rss_mib),
+            format!(
+                "{} ({}/{})",
+                r.sample.fds, r.sample.http_sockets, r.sample.db_sockets
+            ),
+            r.sample.threads.to_string(),
+            r.sample.pool_connections.to_string(),
+            format!(
+                "{} ({} not completed)",
+                r.sample.passes.count, r.sample.passes.not_completed
+            ),
+            format!("{:.1}", r.sample.passes.max_ms),
+            format!("+{} −{}", r.sample.passes.created, r.sample.passes.deleted),
+            r.sample.passes.failed.to_string(),
+            format!("{}/{}", r.sample.observed_pods, r.sample.desired_pods),
+            r.sample.warnings.to_string(),
+        ]);
+    }
+    let lines: Vec<String> = checks.iter().map(Check::line).collect();
+    let images: Vec<String> = charts
+        .iter()
+        .map(|name| format!("![{name}]({name})"))
+        .collect();
+    format!(
+        "## 4. Soak: {minutes} minutes of the assignment's load\n\n\
+         `cargo build --release -p alsy && cargo run --release -p alsy-bench -- soak --minutes {minutes}`\n\n\
+         alsy release binary as a subprocess on PostgreSQL (fresh database, dropped after), fake runtime, \
+         {clients} clients seeded with random switches and their pods created by a first pass before the load; \
+         `ALSY__SYNC__INTERVAL=10s`, nudges with the default debounce (1 s), log level info (access log and \
+         pass lines written). Load: {rate} status writes/s (each flips one switch of a client owned by one of \
+         {writers} writers, so every write adds or removes a pod) and {rate} reads/s \
+         (`GET /api/v1/clients/{{id}}`), each at a fixed rate with no coordinated omission: a request is sent \
+         at its due time in a task of its own, and its latency runs from the due time (our own schedule, \
+         wrk2's rule; percentiles by hdrhistogram). A request belongs to the window it was due in. Sampled \
+         every 10 s: /proc of alsy, `/proc/loadavg`, alsy's connections in `pg_stat_activity`, its \
+         `pass finished` log lines, `GET /api/v1/pods` against the pods the database asks for. \
+         {writes} writes ({writes_ok} answered 2xx) and {reads} reads in all. alsy, PostgreSQL and the load \
+         generator share the machine's cores with whatever else runs (see the load average).\n\n\
+         ### Checks\n\n```\n{checks}\n```\n\n\
+         ### Charts\n\n{images}\n\n\
+         ### Per window\n\n{table}\n\
+         After the final pass: {observed} pods observed, {desired} desired; RSS {rss:.1} MiB, {fds} fds, \
+         {threads} threads.\n",
+        minutes = args.minutes,
+        clients = args.clients,
+        rate = args.rate,
+        writers = args.writers,
+        writes = traffic.writes,
+        writes_ok = traffic.writes_ok,
+        reads = traffic.reads,
+        checks = lines.join("\n"),
+        images = images.join("\n"),
+        table = table.markdown(),
+        observed = last.observed,
+        desired = last.desired,
+        rss = last.sample.rss_mib,
+        fds = last.sample.fds,
+        threads = last.sample.threads,
+    )
+}
