@@ -160,16 +160,26 @@ async fn main() -> anyhow::Result<()> {
     if kube {
         keep("kube", kube::run(&options).await);
     }
+    let mut soak_checks = Vec::new();
     if let Command::Soak(args) = &command {
-        keep("soak", soak::run(&server, &options, args).await);
+        let outcome = soak::run(&server, &options, args).await.map(|soaked| {
+            soak_checks = soaked.checks;
+            format!("{}\n### Machine\n\n{machine}", soaked.section)
+        });
+        keep("soak", outcome);
     }
     println!("## Machine\n\n{machine}");
     for (_, body) in &sections {
         println!("{body}");
     }
     if !options.no_write && !sections.is_empty() {
-        report::write_results(&options.results, &machine, &sections)?;
+        let soak_only = matches!(command, Command::Soak(_));
+        let shared_machine = (!soak_only).then_some(machine.as_str());
+        report::write_results(&options.results, shared_machine, &sections)?;
         progress(format!("tables written to {}", options.results.display()));
+    }
+    if !soak_checks.is_empty() {
+        println!("soak checks:\n{}", soak_checks.join("\n"));
     }
     if !failed.is_empty() {
         anyhow::bail!(

@@ -63,18 +63,29 @@ pub fn verdict(met: bool) -> &'static str {
     if met { "met" } else { "**missed**" }
 }
 
+const MACHINE: &str = "## Machine (last run of api, reconcile or kube)\n\n";
+
 const TITLE: &str = "# alsy benchmark results\n\n\
 Written by `cargo run --release -p alsy-bench -- all` (see README.md for what each number means).\n";
 
-/// Replaces the machine description and the given sections of the results file, keeping the
-/// sections this run did not measure.
+/// Replaces the given sections of the results file, keeping the sections this run did not
+/// measure; replaces the machine description above the first three benches' tables only when
+/// `machine` is given (the soak carries its own, so a soak alone leaves it as it was).
 pub fn write_results(
     path: &Path,
-    machine: &str,
+    machine: Option<&str>,
     sections: &[(&str, String)],
 ) -> anyhow::Result<()> {
     let old = std::fs::read_to_string(path).unwrap_or_default();
-    let mut out = format!("{TITLE}\n## Machine (last run)\n\n{machine}\n");
+    let old_machine = old
+        .split_once(MACHINE)
+        .and_then(|(_, rest)| rest.split("<!-- section:").next())
+        .map(|m| m.trim().to_string() + "\n");
+    let machine = machine
+        .map(str::to_string)
+        .or(old_machine)
+        .unwrap_or_default();
+    let mut out = format!("{TITLE}\n{MACHINE}{machine}\n");
     for name in ["api", "reconcile", "kube", "soak"] {
         let body = sections
             .iter()

@@ -87,8 +87,14 @@ pub struct Final {
     pub sample: Sample,
 }
 
+/// What a soak gives back: its section of `RESULTS.md`, and the pass/fail lines to print last.
+pub struct Soaked {
+    pub section: String,
+    pub checks: Vec<String>,
+}
+
 /// Runs the soak in a fresh database, and drops the database whatever happened.
-pub async fn run(server: &PgServer, options: &Options, args: &SoakArgs) -> anyhow::Result<String> {
+pub async fn run(server: &PgServer, options: &Options, args: &SoakArgs) -> anyhow::Result<Soaked> {
     if !(args.minutes > 0.0 && args.rate > 0.0 && args.writers > 0) {
         bail!("--minutes, --rate and --writers must be positive");
     }
@@ -100,7 +106,7 @@ pub async fn run(server: &PgServer, options: &Options, args: &SoakArgs) -> anyho
     result
 }
 
-async fn soak(db: &BenchDatabase, options: &Options, args: &SoakArgs) -> anyhow::Result<String> {
+async fn soak(db: &BenchDatabase, options: &Options, args: &SoakArgs) -> anyhow::Result<Soaked> {
     let http = load_client(64, REQUEST_TIMEOUT)?;
     let mut env = postgres_fake_env(db.url(), options.max_conns);
     env.extend([

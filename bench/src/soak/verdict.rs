@@ -57,6 +57,39 @@ fn flat(rows: &[Row], from: usize, value: impl Fn(&Row) -> u64) -> (bool, String
     )
 }
 
+/// The windows over the target: each one when they are few, else how many and the machine's
+/// load average while they ran.
+fn over_detail(over: &[&Row], windows: usize) -> String {
+    if over.is_empty() {
+        return String::new();
+    }
+    if over.len() <= 6 {
+        let each: Vec<String> = over
+            .iter()
+            .map(|r| {
+                format!(
+                    "{:.0} s ({} ms, load {:.2})",
+                    r.minute * 60.0,
+                    ms(r.p99_ms),
+                    r.sample.load1
+                )
+            })
+            .collect();
+        return format!(
+            "; over in {} of {windows} windows: {}",
+            over.len(),
+            each.join(", ")
+        );
+    }
+    let loads = over.iter().map(|r| r.sample.load1);
+    let low = loads.clone().fold(f64::MAX, f64::min);
+    let high = loads.fold(0.0, f64::max);
+    format!(
+        "; over in {} of {windows} windows, while the load average was {low:.2}–{high:.2}",
+        over.len()
+    )
+}
+
 /// The five checks the issue asks for.
 pub fn checks(rows: &[Row], traffic: &Traffic, last: &Final, target: f64) -> Vec<Check> {
     let errors: u64 = rows.iter().map(|r| r.errors).sum();
@@ -96,24 +129,7 @@ pub fn checks(rows: &[Row], traffic: &Traffic, last: &Final, target: f64) -> Vec
                 ms(w.p99_ms),
                 w.minute * 60.0,
                 w.sample.load1,
-                if over.is_empty() {
-                    String::new()
-                } else {
-                    format!(
-                        "; over in {} of {} windows: {}",
-                        over.len(),
-                        rows.len(),
-                        over.iter()
-                            .map(|r| format!(
-                                "{:.0} s ({} ms, load {:.2})",
-                                r.minute * 60.0,
-                                ms(r.p99_ms),
-                                r.sample.load1
-                            ))
-                            .collect::<Vec<_>>()
-                            .join(", ")
-                    )
-                }
+                over_detail(&over, rows.len())
             ),
         },
     });
