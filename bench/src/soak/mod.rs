@@ -131,13 +131,10 @@ async fn soak(db: &BenchDatabase, options: &Options, args: &SoakArgs) -> anyhow:
         charts.join(", ")
     ));
     let checks = verdict::checks(&rows, &traffic, &last, P99_TARGET_MS);
-    println!("\nsoak checks:");
-    for check in &checks {
-        println!("{}", check.line());
-    }
-    Ok(verdict::markdown(
-        args, &rows, &traffic, &last, &checks, &charts,
-    ))
+    Ok(Soaked {
+        section: verdict::markdown(args, &rows, &traffic, &last, &checks, &charts),
+        checks: checks.iter().map(verdict::Check::line).collect(),
+    })
 }
 
 async fn drive(
