@@ -215,11 +215,7 @@ mod tests {
     use std::time::Duration;
 
     fn settings() -> HttpSettings {
-        HttpSettings {
-            read_timeout: Duration::from_secs(5),
-            write_timeout: Duration::from_secs(5),
-            idle_timeout: Duration::from_secs(60),
-        }
+        HttpSettings::default()
     }
 
     #[tokio::test]

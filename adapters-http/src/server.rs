@@ -18,6 +18,7 @@
 //! watchdog's notion of "a request in progress" is per HTTP/1 connection.
 
 use std::future::Future;
+use std::net::SocketAddr;
 use std::time::Duration;
 
 use slog::{Logger, error, info, o, warn};
@@ -28,15 +29,33 @@ use tokio::task::JoinSet;
 use crate::connection;
 use crate::routes::Routes;
 
-/// The HTTP server's timeouts (`ALSY__HTTP__READ_TIMEOUT`, `__WRITE_TIMEOUT`, `__IDLE_TIMEOUT`).
+/// The HTTP API's settings (`ALSY__HTTP__*`), with their defaults: the one place they are
+/// defined. [`serve`] applies the three timeouts; the caller binds `address` (tests bind port 0)
+/// and bounds the shutdown with `shutdown_timeout`, since [`serve`] has no deadline of its own.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct HttpSettings {
+    /// Where the API listens.
+    pub address: SocketAddr,
     /// Bound on receiving a request's head (from its first byte) and then its body.
     pub read_timeout: Duration,
     /// Bound on producing a response once the head is read.
     pub write_timeout: Duration,
     /// How long a connection may wait for its next request.
     pub idle_timeout: Duration,
+    /// Bound on the graceful shutdown.
+    pub shutdown_timeout: Duration,
+}
+
+impl Default for HttpSettings {
+    fn default() -> Self {
+        HttpSettings {
+            address: SocketAddr::from(([0, 0, 0, 0], 8080)),
+            read_timeout: Duration::from_secs(5),
+            write_timeout: Duration::from_secs(5),
+            idle_timeout: Duration::from_secs(60),
+            shutdown_timeout: Duration::from_secs(10),
+        }
+    }
 }
 
 /// Serves `routes` on `listener` until `shutdown` resolves, then shuts down gracefully and

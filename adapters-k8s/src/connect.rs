@@ -11,16 +11,21 @@ use crate::runtime::KubeRuntime;
 use crate::settings::{KubeSettings, PodSecurity};
 
 impl KubeRuntime {
-    /// Connects with `Config::infer`: `KUBECONFIG` or `~/.kube/config`, else in-cluster. The
-    /// namespace is `settings.namespace`, else the configuration's (the kubeconfig context's, or
-    /// in-cluster the service account's), else `default`. Makes no request: an unreachable API
-    /// server shows up as failed passes, not as a failed start.
+    /// Connects with `settings.kubeconfig` if set, else with `Config::infer`: `KUBECONFIG` or
+    /// `~/.kube/config`, else in-cluster. The namespace is `settings.namespace`, else the
+    /// configuration's (the kubeconfig context's, or in-cluster the service account's), else
+    /// `default`. Makes no request: an unreachable API server shows up as failed passes, not as
+    /// a failed start.
     pub async fn connect(settings: &KubeSettings, log: &Logger) -> Result<KubeRuntime, KubeError> {
+        if let Some(path) = &settings.kubeconfig {
+            return KubeRuntime::from_kubeconfig(path, settings, log).await;
+        }
         let config = kube::Config::infer().await.map_err(KubeError::NoConfig)?;
         KubeRuntime::from_config(config, settings, log)
     }
 
-    /// Like [`KubeRuntime::connect`], from one kubeconfig file and its current context.
+    /// Like [`KubeRuntime::connect`], from this kubeconfig file (whatever `settings.kubeconfig`
+    /// says) and its current context.
     pub async fn from_kubeconfig(
         path: &Path,
         settings: &KubeSettings,

@@ -1,5 +1,7 @@
-//! The Kubernetes runtime's settings (`ALSY__K8S__*`), with their defaults.
+//! The Kubernetes runtime's settings (`ALSY__K8S__*`), with their defaults: the one place they
+//! are defined (the settings loader, `--help` and README.md's table take them from here).
 
+use std::path::PathBuf;
 use std::time::Duration;
 
 /// How the runtime talks to the API server.
@@ -8,16 +10,19 @@ pub struct KubeSettings {
     /// Namespace of the pods (`ALSY__K8S__NAMESPACE`); `None`: the kubeconfig context's
     /// namespace, in-cluster the service account's, else `default`.
     pub namespace: Option<String>,
-    /// Bound on each API call (`ALSY__K8S__REQUEST_TIMEOUT`, default 10s).
+    /// The kubeconfig file (`ALSY__K8S__KUBECONFIG`); `None`: `KUBECONFIG`, `~/.kube/config`,
+    /// else in-cluster.
+    pub kubeconfig: Option<PathBuf>,
+    /// Bound on each API call (`ALSY__K8S__REQUEST_TIMEOUT`).
     pub request_timeout: Duration,
-    /// How long `restart` waits for the old pod to be gone (`ALSY__K8S__RESTART_TIMEOUT`,
-    /// default 60s: more than the pods' 30s termination grace period).
+    /// How long `restart` waits for the old pod to be gone (`ALSY__K8S__RESTART_TIMEOUT`); the
+    /// default is more than the pods' 30s termination grace period.
     pub restart_timeout: Duration,
     /// Client-side rate limit in requests per second, with bursts of up to one second's worth
-    /// (`ALSY__K8S__QPS`, default 50); 0 turns it off.
+    /// (`ALSY__K8S__QPS`); 0 turns it off.
     pub qps: u32,
     /// The Pod Security Standard the algorithm pods are built to pass
-    /// (`ALSY__K8S__POD_SECURITY`, default `restricted`).
+    /// (`ALSY__K8S__POD_SECURITY`).
     pub pod_security: PodSecurity,
 }
 
@@ -26,8 +31,8 @@ pub struct KubeSettings {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PodSecurity {
     /// `restricted`: also `runAsNonRoot`, as this numeric user and group
-    /// (`ALSY__K8S__RUN_AS_USER`, `ALSY__K8S__RUN_AS_GROUP`, default 65532, the non-root user of
-    /// distroless images). Admitted by namespaces that enforce `restricted`.
+    /// (`ALSY__K8S__RUN_AS_USER`, `ALSY__K8S__RUN_AS_GROUP`, by default
+    /// [`PodSecurity::DEFAULT_ID`]). Admitted by namespaces that enforce `restricted`.
     Restricted {
         /// The uid every container runs as; never 0.
         run_as_user: u32,
@@ -40,7 +45,8 @@ pub enum PodSecurity {
 }
 
 impl PodSecurity {
-    /// The default user and group of [`PodSecurity::Restricted`].
+    /// The default user and group of [`PodSecurity::Restricted`]: the non-root user of
+    /// distroless images.
     pub const DEFAULT_ID: u32 = 65532;
 }
 
@@ -69,6 +75,7 @@ impl Default for KubeSettings {
     fn default() -> Self {
         KubeSettings {
             namespace: None,
+            kubeconfig: None,
             request_timeout: Duration::from_secs(10),
             restart_timeout: Duration::from_secs(60),
             qps: 50,

@@ -20,4 +20,4 @@ pub use ports::{
 pub use reconciler::Reconciler;
 pub use report::{FailedPart, HeldClient, Operation, PassOutcome, PassReport, PodFailure, Trigger};
 pub use service::{PodView, Service, ServiceError};
-pub use watcher::{ShuttingDown, Watcher, WatcherConfig, WatcherDead, WatcherHandle};
+pub use watcher::{ShuttingDown, SyncSettings, Watcher, WatcherDead, WatcherHandle};

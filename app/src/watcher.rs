@@ -13,14 +13,28 @@ use tokio::time::{Instant, MissedTickBehavior};
 use crate::reconciler::Reconciler;
 use crate::report::{PassOutcome, PassReport, Trigger};
 
-/// When the watcher runs passes.
+/// When passes run and how much one does at once (`ALSY__SYNC__*`), with their defaults: the one
+/// place they are defined. The watcher reads `interval` and `debounce`; `concurrency` is for
+/// [`Reconciler::new`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct WatcherConfig {
+pub struct SyncSettings {
     /// Time between interval passes.
     pub interval: Duration,
     /// How long after a nudge the pass starts, so a burst of writes makes one pass. Zero turns
     /// nudges off: only start-up, the interval and explicit requests run passes.
     pub debounce: Duration,
+    /// Pod operations a pass applies at once.
+    pub concurrency: usize,
+}
+
+impl Default for SyncSettings {
+    fn default() -> Self {
+        SyncSettings {
+            interval: Duration::from_secs(5 * 60),
+            debounce: Duration::from_secs(1),
+            concurrency: 16,
+        }
+    }
 }
 
 /// The watcher task has ended without being told to stop (it panicked): nothing reconciles.
@@ -106,7 +120,7 @@ pub struct Watcher {
 
 impl Watcher {
     /// Spawns the watcher loop on the current tokio runtime; its first pass starts at once.
-    pub fn start(reconciler: Reconciler, config: WatcherConfig, log: &Logger) -> Watcher {
+    pub fn start(reconciler: Reconciler, config: SyncSettings, log: &Logger) -> Watcher {
         let shared = Arc::new(Shared {
             reconciler,
             pass: tokio::sync::Mutex::new(()),
@@ -167,7 +181,7 @@ impl Drop for Alive {
     }
 }
 
-async fn run(shared: Arc<Shared>, config: WatcherConfig, _alive: Alive) {
+async fn run(shared: Arc<Shared>, config: SyncSettings, _alive: Alive) {
     let mut stopping = shared.stopping.subscribe();
     shared.pass(Trigger::Startup).await;
     let mut ticker = tokio::time::interval_at(Instant::now() + config.interval, config.interval);

@@ -21,7 +21,7 @@ pub async fn migrate(settings: &config::Settings, log: &slog::Logger) -> anyhow:
     match settings.storage.kind {
         config::StorageKind::Memory => Ok(false),
         config::StorageKind::Postgres => {
-            wiring::migrate(&settings.storage, log).await?;
+            wiring::migrate(&settings.storage.postgres, log).await?;
             Ok(true)
         }
     }

@@ -6,8 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use alsy_app::{
-    ClientRepository, PassLock, PodRuntime, Reconciler, Service, Watcher, WatcherConfig,
-    WatcherHandle,
+    ClientRepository, PassLock, PodRuntime, Reconciler, Service, Watcher, WatcherHandle,
 };
 use alsy_fake::{FakePodRuntime, InMemoryRepository, LocalPassLock};
 use anyhow::{Context, anyhow};
@@ -63,7 +62,7 @@ pub async fn start(
                     Arc::new(LocalPassLock::new()) as Arc<dyn PassLock>,
                 )
             }
-            StorageKind::Postgres => wiring::postgres(&settings.storage, &log).await?,
+            StorageKind::Postgres => wiring::postgres(&settings.storage.postgres, &log).await?,
         },
     };
     let runtime: Arc<dyn PodRuntime> = match overrides.runtime {
@@ -105,21 +104,10 @@ pub async fn start(
     )
     .with_policy(policy.clone())
     .with_observer(Arc::new(metrics.clone()));
-    let watcher = Watcher::start(
-        reconciler,
-        WatcherConfig {
-            interval: settings.sync.interval,
-            debounce: settings.sync.debounce,
-        },
-        &log,
-    );
+    let watcher = Watcher::start(reconciler, settings.sync, &log);
     let service = Service::new(repo, runtime, watcher.handle()).with_policy(policy);
     let routes = alsy_http::routes(service.clone(), auth, metrics, &log);
-    let http = alsy_http::HttpSettings {
-        read_timeout: settings.http.read_timeout,
-        write_timeout: settings.http.write_timeout,
-        idle_timeout: settings.http.idle_timeout,
-    };
+    let http = settings.http;
     let (stop_http, stopped) = oneshot::channel::<()>();
     let http_log = log.clone();
     let server = tokio::spawn(async move {

@@ -8,7 +8,7 @@ use std::path::PathBuf;
 
 use clap::{Arg, ArgAction, ArgMatches, Command as Clap};
 
-use super::sources::DEFS;
+use super::sources::{DEFS, default_texts};
 
 /// What the process was asked to do.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -47,7 +47,7 @@ fn heading(name: &str) -> &'static str {
     }
 }
 
-fn command() -> Clap {
+pub(super) fn command() -> Clap {
     let mut cli = Clap::new("alsy")
         .version(env!("CARGO_PKG_VERSION"))
         .about("Keeps Kubernetes pods equal to per-client algorithm switches.")
@@ -83,11 +83,12 @@ fn command() -> Clap {
                 .global(true)
                 .help("TOML file of settings"),
         );
+    let defaults = default_texts();
     for def in DEFS {
-        let default = def
-            .default
-            .map(|d| format!(" [default: {d}]"))
-            .unwrap_or_default();
+        let default = match defaults.get(def.name) {
+            Some(Some(text)) => format!(" [default: {text}]"),
+            _ => String::new(),
+        };
         cli = cli.arg(
             Arg::new(def.name)
                 .long(def.flag())

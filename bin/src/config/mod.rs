@@ -17,10 +17,20 @@ use std::fmt;
 pub use alsy_postgres::redact_url;
 pub use cli::Command;
 pub use settings::{
-    AuthSettings, HttpConfig, K8sConfig, LogFormat, LogLevel, LogSettings, PodSecurityLevel,
-    RuntimeKind, RuntimeSettings, Settings, StorageKind, StorageSettings, SyncSettings,
+    AuthSettings, LogFormat, LogLevel, LogSettings, RuntimeKind, RuntimeSettings, Settings,
+    StorageKind, StorageSettings,
 };
 pub use sources::setting_names;
+
+/// Every setting's environment variable with its default as text (`None`: unset by default):
+/// [`Settings::default`] written out, for checks that a document lists the real defaults.
+pub fn default_values() -> Vec<(String, Option<String>)> {
+    let texts = sources::default_texts();
+    sources::DEFS
+        .iter()
+        .map(|def| (def.env(), texts.get(def.name).cloned().flatten()))
+        .collect()
+}
 
 /// Why the settings could not be loaded.
 #[derive(Debug)]

@@ -1,29 +1,38 @@
 //! The typed settings, built from the layered text: every value parsed and checked, every
 //! problem reported with the setting named as the operator wrote it.
+//!
+//! Each default is defined once, in the `Default` of the type that uses the setting: the
+//! adapters' ([`PostgresSettings`], [`HttpSettings`], [`KubeSettings`]), the watcher's
+//! ([`SyncSettings`]), the domain's [`Policy`], and here for the choices only `bin` makes. The
+//! text layer, `--help` and README.md's table take them from [`Settings::default`] through
+//! [`Settings::texts`]; a test checks the README against it.
 
-use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use alsy_app::SyncSettings;
 use alsy_domain::Policy;
+use alsy_http::HttpSettings;
+use alsy_k8s::{KubeSettings, PodSecurity};
+use alsy_postgres::PostgresSettings;
 
 use super::security;
 use super::sources::{Layers, Origin, describe};
 use super::values::{self, Zero};
 
 /// Every setting of the service.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct Settings {
     /// `ALSY__SYNC__*`.
     pub sync: SyncSettings,
     /// `ALSY__STORAGE__*`.
     pub storage: StorageSettings,
     /// `ALSY__HTTP__*`.
-    pub http: HttpConfig,
+    pub http: HttpSettings,
     /// `ALSY__RUNTIME__*`.
     pub runtime: RuntimeSettings,
     /// `ALSY__K8S__*`.
-    pub k8s: K8sConfig,
+    pub k8s: KubeSettings,
     /// `ALSY__AUTH__*`.
     pub auth: AuthSettings,
     /// `ALSY__POLICY__*`: what clients may run.
@@ -39,134 +48,52 @@ pub struct AuthSettings {
     pub tokens_file: Option<PathBuf>,
 }
 
-/// When and how the watcher reconciles.
-#[derive(Debug, Clone, PartialEq)]
-pub struct SyncSettings {
-    /// Time between interval passes.
-    pub interval: Duration,
-    /// Delay of a nudged pass; zero turns nudges off.
-    pub debounce: Duration,
-    /// Pod operations applied at once.
-    pub concurrency: usize,
-}
-
 /// Which storage holds the clients.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub enum StorageKind {
     /// PostgreSQL.
+    #[default]
     Postgres,
     /// In the process's memory, for demos and tests.
     Memory,
 }
 
-/// Storage settings; all but `kind` matter only for PostgreSQL. `Debug` redacts the URL.
-#[derive(Clone, PartialEq)]
+/// `ALSY__STORAGE__*`: which storage, and PostgreSQL's settings (which matter only for it).
+/// `Debug` redacts the URL ([`PostgresSettings`]'s does).
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct StorageSettings {
     /// Which storage.
     pub kind: StorageKind,
-    /// PostgreSQL URL (may hold a password: log it through [`super::redact_url`]).
-    pub url: String,
-    /// Connections the pool keeps open.
-    pub min_conns: u32,
-    /// Most connections the pool opens.
-    pub max_conns: u32,
-    /// How long start-up waits for the database.
-    pub start_timeout: Duration,
-    /// Bound on a read query.
-    pub read_timeout: Duration,
-    /// Bound on a write query.
-    pub write_timeout: Duration,
-    /// Idle connections above `min_conns` are closed after this; zero keeps them.
-    pub idle_timeout: Duration,
-    /// Random spread of connection lifetimes.
-    pub lifetime_jitter: Duration,
-}
-
-impl std::fmt::Debug for StorageSettings {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("StorageSettings")
-            .field("kind", &self.kind)
-            .field("url", &super::redact_url(&self.url))
-            .field("min_conns", &self.min_conns)
-            .field("max_conns", &self.max_conns)
-            .field("start_timeout", &self.start_timeout)
-            .field("read_timeout", &self.read_timeout)
-            .field("write_timeout", &self.write_timeout)
-            .field("idle_timeout", &self.idle_timeout)
-            .field("lifetime_jitter", &self.lifetime_jitter)
-            .finish()
-    }
-}
-
-/// The HTTP API's settings.
-#[derive(Debug, Clone, PartialEq)]
-pub struct HttpConfig {
-    /// Where it listens.
-    pub address: SocketAddr,
-    /// Bound on receiving a request's head, then its body.
-    pub read_timeout: Duration,
-    /// Bound on answering once the head is read.
-    pub write_timeout: Duration,
-    /// Keep-alive connections idle this long are closed.
-    pub idle_timeout: Duration,
-    /// Bound on the graceful shutdown.
-    pub shutdown_timeout: Duration,
+    /// The PostgreSQL adapter's settings, from the other `ALSY__STORAGE__*` settings.
+    pub postgres: PostgresSettings,
 }
 
 /// Where pods run.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub enum RuntimeKind {
     /// In memory: pods are remembered and logged, nothing runs.
+    #[default]
     Fake,
     /// A Kubernetes cluster.
     Kubernetes,
 }
 
 /// Which pod runtime.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct RuntimeSettings {
     /// Which runtime.
     pub kind: RuntimeKind,
 }
 
-/// The Kubernetes runtime's settings.
-#[derive(Debug, Clone, PartialEq)]
-pub struct K8sConfig {
-    /// Namespace of the pods; `None`: in-cluster namespace, else `default`.
-    pub namespace: Option<String>,
-    /// The kubeconfig file to use; `None`: `KUBECONFIG`, `~/.kube/config`, else in-cluster.
-    pub kubeconfig: Option<PathBuf>,
-    /// Bound on each API call.
-    pub request_timeout: Duration,
-    /// How long a restart waits for the old pod to go.
-    pub restart_timeout: Duration,
-    /// API requests per second; 0 for no limit.
-    pub qps: u32,
-    /// The Pod Security Standard the algorithm pods are built for.
-    pub pod_security: PodSecurityLevel,
-    /// The uid of the algorithm containers under `restricted` (never 0).
-    pub run_as_user: u32,
-    /// Their gid under `restricted`.
-    pub run_as_group: u32,
-}
-
-/// `ALSY__K8S__POD_SECURITY`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum PodSecurityLevel {
-    /// Non-root, numeric uid and gid: admitted where `restricted` is enforced.
-    Restricted,
-    /// The image's own user, root included.
-    Baseline,
-}
-
 /// How much is logged.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub enum LogLevel {
     /// Everything.
     Trace,
     /// Debugging detail.
     Debug,
     /// Normal operation.
+    #[default]
     Info,
     /// Warnings and worse.
     Warn,
@@ -177,72 +104,22 @@ pub enum LogLevel {
 }
 
 /// How log lines look.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub enum LogFormat {
     /// One JSON object a line (README.md, "Logs").
+    #[default]
     Json,
     /// Human-readable lines for a terminal.
     Text,
 }
 
 /// Logging settings.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct LogSettings {
     /// The least severe level written.
     pub level: LogLevel,
     /// The line format.
     pub format: LogFormat,
-}
-
-impl Default for Settings {
-    /// The defaults README.md's settings table lists.
-    fn default() -> Settings {
-        let secs = Duration::from_secs;
-        Settings {
-            sync: SyncSettings {
-                interval: secs(300),
-                debounce: secs(1),
-                concurrency: 16,
-            },
-            storage: StorageSettings {
-                kind: StorageKind::Postgres,
-                url: "postgres://postgres@localhost:5432/postgres".into(),
-                min_conns: 1,
-                max_conns: 10,
-                start_timeout: secs(30),
-                read_timeout: secs(5),
-                write_timeout: secs(5),
-                idle_timeout: secs(1800),
-                lifetime_jitter: secs(30),
-            },
-            http: HttpConfig {
-                address: SocketAddr::from(([0, 0, 0, 0], 8080)),
-                read_timeout: secs(5),
-                write_timeout: secs(5),
-                idle_timeout: secs(60),
-                shutdown_timeout: secs(10),
-            },
-            runtime: RuntimeSettings {
-                kind: RuntimeKind::Fake,
-            },
-            k8s: K8sConfig {
-                namespace: None,
-                kubeconfig: None,
-                request_timeout: secs(10),
-                restart_timeout: secs(60),
-                qps: 50,
-                pod_security: PodSecurityLevel::Restricted,
-                run_as_user: 65532,
-                run_as_group: 65532,
-            },
-            auth: AuthSettings::default(),
-            policy: Policy::default(),
-            log: LogSettings {
-                level: LogLevel::Info,
-                format: LogFormat::Json,
-            },
-        }
-    }
 }
 
 /// Reads settings out of the layers, collecting every problem.
@@ -307,9 +184,10 @@ impl Settings {
             ("critical", LogLevel::Critical),
         ];
         let formats = [("json", LogFormat::Json), ("text", LogFormat::Text)];
+        // The uid and gid are filled in below: they are settings of their own.
         let pod_security_levels = [
-            ("restricted", PodSecurityLevel::Restricted),
-            ("baseline", PodSecurityLevel::Baseline),
+            ("restricted", PodSecurity::default()),
+            ("baseline", PodSecurity::Baseline),
         ];
 
         let interval = r.duration("sync.interval", Zero::Refused);
@@ -353,9 +231,20 @@ impl Settings {
         let pod_security = r.read("k8s.pod_security", |t| {
             values::one_of(t, &pod_security_levels)
         });
-        // Kubernetes takes ids up to 2^31 - 1; uid 0 is root, which `restricted` refuses.
-        let run_as_user = r.read("k8s.run_as_user", |t| values::count(t, 1, i32::MAX as u32));
-        let run_as_group = r.read("k8s.run_as_group", |t| values::count(t, 0, i32::MAX as u32));
+        // Kubernetes takes ids up to 2^31 - 1; uid 0 is root, which `restricted` refuses. Unset
+        // only when the defaults are `baseline` (see `texts`); `restricted` then uses its default.
+        let run_as_user = match layers.get("k8s.run_as_user") {
+            Some(_) => r
+                .read("k8s.run_as_user", |t| values::count(t, 1, i32::MAX as u32))
+                .map(Some),
+            None => Some(None),
+        };
+        let run_as_group = match layers.get("k8s.run_as_group") {
+            Some(_) => r
+                .read("k8s.run_as_group", |t| values::count(t, 0, i32::MAX as u32))
+                .map(Some),
+            None => Some(None),
+        };
         let tokens_file = match layers.get("auth.tokens_file") {
             Some(_) => r.read("auth.tokens_file", values::file_path),
             None => Some(None),
@@ -392,16 +281,18 @@ impl Settings {
             },
             storage: StorageSettings {
                 kind: storage_kind?,
-                url: url?,
-                min_conns: min_conns?,
-                max_conns: max_conns?,
-                start_timeout: start_timeout?,
-                read_timeout: storage_read?,
-                write_timeout: storage_write?,
-                idle_timeout: storage_idle?,
-                lifetime_jitter: jitter?,
+                postgres: PostgresSettings {
+                    url: url?,
+                    min_conns: min_conns?,
+                    max_conns: max_conns?,
+                    start_timeout: start_timeout?,
+                    read_timeout: storage_read?,
+                    write_timeout: storage_write?,
+                    idle_timeout: storage_idle?,
+                    lifetime_jitter: jitter?,
+                },
             },
-            http: HttpConfig {
+            http: HttpSettings {
                 address: address?,
                 read_timeout: http_read?,
                 write_timeout: http_write?,
@@ -411,15 +302,19 @@ impl Settings {
             runtime: RuntimeSettings {
                 kind: runtime_kind?,
             },
-            k8s: K8sConfig {
+            k8s: KubeSettings {
                 namespace: namespace?,
                 kubeconfig: kubeconfig?,
                 request_timeout: request_timeout?,
                 restart_timeout: restart_timeout?,
                 qps: qps?,
-                pod_security: pod_security?,
-                run_as_user: run_as_user?,
-                run_as_group: run_as_group?,
+                pod_security: match pod_security? {
+                    PodSecurity::Restricted { .. } => PodSecurity::Restricted {
+                        run_as_user: run_as_user?.unwrap_or(PodSecurity::DEFAULT_ID),
+                        run_as_group: run_as_group?.unwrap_or(PodSecurity::DEFAULT_ID),
+                    },
+                    PodSecurity::Baseline => PodSecurity::Baseline,
+                },
             },
             auth: AuthSettings {
                 tokens_file: tokens_file?,
@@ -437,97 +332,96 @@ impl Settings {
         })
     }
 
-    /// Every setting as `(name, value)` for the start-up log line, the database password
-    /// replaced by `***`.
-    pub fn redacted(&self) -> Vec<(&'static str, String)> {
-        let d = |d: Duration| humantime::format_duration(d).to_string();
+    /// Every setting as the text its parser reads back to the same value, `None` when unset, in
+    /// the order of [`super::sources::DEFS`]. `Settings::default().texts()` gives the defaults of
+    /// the text layer, `--help` and README.md's table, so none can drift from the typed ones.
+    pub(crate) fn texts(&self) -> Vec<(&'static str, Option<String>)> {
+        let d = |d: Duration| Some(humantime::format_duration(d).to_string());
+        let lower = |v: &dyn std::fmt::Debug| Some(format!("{v:?}").to_lowercase());
+        let path = |p: &Option<PathBuf>| p.as_ref().map(|p| p.display().to_string());
+        let (pod_security, ids) = match self.k8s.pod_security {
+            PodSecurity::Restricted {
+                run_as_user,
+                run_as_group,
+            } => ("restricted", Some((run_as_user, run_as_group))),
+            PodSecurity::Baseline => ("baseline", None),
+        };
+        let storage = &self.storage.postgres;
         vec![
             ("sync.interval", d(self.sync.interval)),
             ("sync.debounce", d(self.sync.debounce)),
-            ("sync.concurrency", self.sync.concurrency.to_string()),
-            (
-                "storage.kind",
-                format!("{:?}", self.storage.kind).to_lowercase(),
-            ),
-            ("storage.url", super::redact_url(&self.storage.url)),
-            ("storage.min_conns", self.storage.min_conns.to_string()),
-            ("storage.max_conns", self.storage.max_conns.to_string()),
-            ("storage.start_timeout", d(self.storage.start_timeout)),
-            ("storage.read_timeout", d(self.storage.read_timeout)),
-            ("storage.write_timeout", d(self.storage.write_timeout)),
-            ("storage.idle_timeout", d(self.storage.idle_timeout)),
-            ("storage.lifetime_jitter", d(self.storage.lifetime_jitter)),
-            ("http.address", self.http.address.to_string()),
+            ("sync.concurrency", Some(self.sync.concurrency.to_string())),
+            ("storage.kind", lower(&self.storage.kind)),
+            ("storage.url", Some(storage.url.clone())),
+            ("storage.min_conns", Some(storage.min_conns.to_string())),
+            ("storage.max_conns", Some(storage.max_conns.to_string())),
+            ("storage.start_timeout", d(storage.start_timeout)),
+            ("storage.read_timeout", d(storage.read_timeout)),
+            ("storage.write_timeout", d(storage.write_timeout)),
+            ("storage.idle_timeout", d(storage.idle_timeout)),
+            ("storage.lifetime_jitter", d(storage.lifetime_jitter)),
+            ("http.address", Some(self.http.address.to_string())),
             ("http.read_timeout", d(self.http.read_timeout)),
             ("http.write_timeout", d(self.http.write_timeout)),
             ("http.idle_timeout", d(self.http.idle_timeout)),
             ("http.shutdown_timeout", d(self.http.shutdown_timeout)),
-            (
-                "runtime.kind",
-                format!("{:?}", self.runtime.kind).to_lowercase(),
-            ),
-            (
-                "k8s.namespace",
-                self.k8s
-                    .namespace
-                    .clone()
-                    .unwrap_or_else(|| "(auto)".into()),
-            ),
-            (
-                "k8s.kubeconfig",
-                self.k8s
-                    .kubeconfig
-                    .as_ref()
-                    .map_or_else(|| "(auto)".into(), |p| p.display().to_string()),
-            ),
+            ("runtime.kind", lower(&self.runtime.kind)),
+            ("k8s.namespace", self.k8s.namespace.clone()),
+            ("k8s.kubeconfig", path(&self.k8s.kubeconfig)),
             ("k8s.request_timeout", d(self.k8s.request_timeout)),
             ("k8s.restart_timeout", d(self.k8s.restart_timeout)),
-            ("k8s.qps", self.k8s.qps.to_string()),
+            ("k8s.qps", Some(self.k8s.qps.to_string())),
+            ("k8s.pod_security", Some(pod_security.to_owned())),
+            ("k8s.run_as_user", ids.map(|(uid, _)| uid.to_string())),
+            ("k8s.run_as_group", ids.map(|(_, gid)| gid.to_string())),
+            ("auth.tokens_file", path(&self.auth.tokens_file)),
             (
-                "k8s.pod_security",
-                format!("{:?}", self.k8s.pod_security).to_lowercase(),
-            ),
-            ("k8s.run_as_user", self.k8s.run_as_user.to_string()),
-            ("k8s.run_as_group", self.k8s.run_as_group.to_string()),
-            (
-                "auth.tokens_file",
-                self.auth.tokens_file.as_ref().map_or_else(
-                    || "(none: the API is open)".into(),
-                    |p| p.display().to_string(),
+                "policy.images",
+                Some(
+                    self.policy
+                        .images
+                        .iter()
+                        .map(|p| p.to_string())
+                        .collect::<Vec<_>>()
+                        .join(","),
                 ),
             ),
             (
-                "policy.images",
-                self.policy
-                    .images
-                    .iter()
-                    .map(|p| p.to_string())
-                    .collect::<Vec<_>>()
-                    .join(","),
-            ),
-            (
                 "policy.require_digest",
-                self.policy.require_digest.to_string(),
+                Some(self.policy.require_digest.to_string()),
             ),
             (
                 "policy.max_cpu",
-                self.policy
-                    .max_cpu
-                    .as_ref()
-                    .map_or_else(|| "(no cap)".into(), |q| q.to_string()),
+                self.policy.max_cpu.as_ref().map(|q| q.to_string()),
             ),
             (
                 "policy.max_mem",
-                self.policy
-                    .max_mem
-                    .as_ref()
-                    .map_or_else(|| "(no cap)".into(), |q| q.to_string()),
+                self.policy.max_mem.as_ref().map(|q| q.to_string()),
             ),
-            ("log.level", format!("{:?}", self.log.level).to_lowercase()),
-            (
-                "log.format",
-                format!("{:?}", self.log.format).to_lowercase(),
-            ),
+            ("log.level", lower(&self.log.level)),
+            ("log.format", lower(&self.log.format)),
         ]
+    }
+
+    /// Every setting as `(name, value)` for the start-up log line, the database password
+    /// replaced by `***` and an unset setting saying what that means.
+    pub fn redacted(&self) -> Vec<(&'static str, String)> {
+        self.texts()
+            .into_iter()
+            .map(|(name, text)| {
+                let shown = match (name, text) {
+                    ("storage.url", Some(url)) => super::redact_url(&url),
+                    (_, Some(text)) => text,
+                    ("k8s.namespace" | "k8s.kubeconfig", None) => "(auto)".into(),
+                    ("k8s.run_as_user" | "k8s.run_as_group", None) => {
+                        "(not used under baseline)".into()
+                    }
+                    ("auth.tokens_file", None) => "(none: the API is open)".into(),
+                    ("policy.max_cpu" | "policy.max_mem", None) => "(no cap)".into(),
+                    (_, None) => "(unset)".into(),
+                };
+                (name, shown)
+            })
+            .collect()
     }
 }

@@ -1,17 +1,19 @@
-//! Where a setting's text comes from: the table of every setting with its default, and the
-//! layering of the sources over it, strongest last: defaults, the TOML file, `ALSY__*`
+//! Where a setting's text comes from: the table of every setting with its help, and the
+//! layering of the sources over it, strongest last: defaults (the text of
+//! [`Settings::default`], so the typed defaults are the only ones), the TOML file, `ALSY__*`
 //! environment variables, command-line flags. Each value remembers its origin, so an error
 //! can name the setting the way the operator wrote it.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-/// One setting: its dotted name (`sync.interval`), default and help.
+use super::settings::Settings;
+
+/// One setting: its dotted name (`sync.interval`) and help. Its default is not here: it is
+/// [`Settings::default`]'s, as text through [`default_text`].
 pub(crate) struct Def {
     /// `section.key`.
     pub name: &'static str,
-    /// The default, as text; `None` when unset by default.
-    pub default: Option<&'static str>,
     /// One line of help for `--help`.
     pub help: &'static str,
 }
@@ -31,171 +33,111 @@ impl Def {
     }
 }
 
-const fn def(name: &'static str, default: Option<&'static str>, help: &'static str) -> Def {
-    Def {
-        name,
-        default,
-        help,
-    }
+const fn def(name: &'static str, help: &'static str) -> Def {
+    Def { name, help }
+}
+
+/// Every setting's default as text (`None`: unset by default), from the typed defaults.
+pub(crate) fn default_texts() -> BTreeMap<&'static str, Option<String>> {
+    Settings::default().texts().into_iter().collect()
 }
 
 /// Every setting (README.md, "Settings"), the Kubernetes runtime's included.
 pub(crate) const DEFS: &[Def] = &[
-    def("sync.interval", Some("5m"), "time between reconcile passes"),
+    def("sync.interval", "time between reconcile passes"),
     def(
         "sync.debounce",
-        Some("1s"),
         "delay of the pass after API writes; 0 turns nudges off",
     ),
-    def(
-        "sync.concurrency",
-        Some("16"),
-        "pod operations applied at once",
-    ),
+    def("sync.concurrency", "pod operations applied at once"),
     def(
         "storage.kind",
-        Some("postgres"),
         "postgres, or memory (data lives in the process)",
     ),
-    def(
-        "storage.url",
-        Some("postgres://postgres@localhost:5432/postgres"),
-        "PostgreSQL URL",
-    ),
-    def(
-        "storage.min_conns",
-        Some("1"),
-        "connections the pool keeps open",
-    ),
-    def(
-        "storage.max_conns",
-        Some("10"),
-        "most connections the pool opens",
-    ),
+    def("storage.url", "PostgreSQL URL"),
+    def("storage.min_conns", "connections the pool keeps open"),
+    def("storage.max_conns", "most connections the pool opens"),
     def(
         "storage.start_timeout",
-        Some("30s"),
         "how long start-up waits for the database",
     ),
-    def("storage.read_timeout", Some("5s"), "bound on a read query"),
-    def(
-        "storage.write_timeout",
-        Some("5s"),
-        "bound on a write query",
-    ),
+    def("storage.read_timeout", "bound on a read query"),
+    def("storage.write_timeout", "bound on a write query"),
     def(
         "storage.idle_timeout",
-        Some("30m"),
         "idle connections are closed after this; 0 keeps them",
     ),
     def(
         "storage.lifetime_jitter",
-        Some("30s"),
         "random spread of connection lifetimes (at most 1h)",
     ),
-    def(
-        "http.address",
-        Some("0.0.0.0:8080"),
-        "IP:PORT the API listens on",
-    ),
+    def("http.address", "IP:PORT the API listens on"),
     def(
         "http.read_timeout",
-        Some("5s"),
         "bound on receiving a request's head, then its body",
     ),
     def(
         "http.write_timeout",
-        Some("5s"),
         "bound on answering once the head is read",
     ),
     def(
         "http.idle_timeout",
-        Some("60s"),
         "keep-alive connections idle this long are closed",
     ),
-    def(
-        "http.shutdown_timeout",
-        Some("10s"),
-        "bound on the graceful shutdown",
-    ),
-    def(
-        "runtime.kind",
-        Some("fake"),
-        "fake (remembers pods), or kubernetes",
-    ),
+    def("http.shutdown_timeout", "bound on the graceful shutdown"),
+    def("runtime.kind", "fake (remembers pods), or kubernetes"),
     def(
         "k8s.namespace",
-        None,
         "namespace of the pods (default: in-cluster, else default)",
     ),
     def(
         "k8s.kubeconfig",
-        None,
         "kubeconfig file (default: KUBECONFIG, ~/.kube/config, else in-cluster)",
     ),
-    def(
-        "k8s.request_timeout",
-        Some("10s"),
-        "bound on each Kubernetes API call",
-    ),
+    def("k8s.request_timeout", "bound on each Kubernetes API call"),
     def(
         "k8s.restart_timeout",
-        Some("60s"),
         "how long a restart waits for the old pod to go",
     ),
     def(
         "k8s.qps",
-        Some("50"),
         "Kubernetes API requests per second; 0 for no limit",
     ),
     def(
         "k8s.pod_security",
-        Some("restricted"),
         "Pod Security Standard of the algorithm pods: restricted, or baseline for images that must run as root",
     ),
     def(
         "k8s.run_as_user",
-        Some("65532"),
         "uid of the algorithm containers under restricted (not 0)",
     ),
     def(
         "k8s.run_as_group",
-        Some("65532"),
         "gid of the algorithm containers under restricted",
     ),
     def(
         "auth.tokens_file",
-        None,
         "tokens file (NAME ROLE SHA256-HEX lines); unset: the API is open",
     ),
     def(
         "policy.images",
-        Some(""),
         "comma-separated allowed image prefixes; empty: any image",
     ),
     def(
         "policy.require_digest",
-        Some("false"),
         "images must pin a digest (@sha256:...)",
     ),
     def(
         "policy.max_cpu",
-        None,
         "most CPU one pod may ask for; unset: no cap",
     ),
     def(
         "policy.max_mem",
-        None,
         "most memory one pod may ask for; unset: no cap",
     ),
-    def(
-        "log.level",
-        Some("info"),
-        "trace, debug, info, warn, error or critical",
-    ),
+    def("log.level", "trace, debug, info, warn, error or critical"),
     def(
         "log.format",
-        Some("json"),
         "json (one object a line), or text for a terminal",
     ),
 ];
@@ -237,18 +179,11 @@ pub(crate) struct Layers {
 impl Layers {
     /// The defaults.
     pub fn defaults() -> Layers {
-        let values = DEFS
-            .iter()
-            .filter_map(|d| {
-                d.default.map(|text| {
-                    (
-                        d.name,
-                        Value {
-                            text: text.to_owned(),
-                            origin: Origin::Default,
-                        },
-                    )
-                })
+        let values = default_texts()
+            .into_iter()
+            .filter_map(|(name, text)| {
+                let origin = Origin::Default;
+                text.map(|text| (name, Value { text, origin }))
             })
             .collect();
         Layers { values }

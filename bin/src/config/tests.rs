@@ -48,7 +48,101 @@ impl Drop for TempFile {
 
 #[test]
 fn nothing_given_means_the_documented_defaults() {
+    // The text layer is `Settings::default()` written out: it must read back unchanged.
     assert_eq!(load(&[], &[]).unwrap(), Settings::default());
+}
+
+#[test]
+fn baseline_pod_security_uses_the_image_user() {
+    let settings = load(&[], &[("ALSY__K8S__POD_SECURITY", "baseline")]).unwrap();
+    assert_eq!(settings.k8s.pod_security, alsy_k8s::PodSecurity::Baseline);
+    let shown = settings.redacted();
+    let uid = shown.iter().find(|(k, _)| *k == "k8s.run_as_user").unwrap();
+    assert_eq!(uid.1, "(not used under baseline)");
+}
+
+#[test]
+fn every_setting_has_one_text_and_one_help_in_the_same_order() {
+    let texts: Vec<&str> = Settings::default()
+        .texts()
+        .into_iter()
+        .map(|(name, _)| name)
+        .collect();
+    let helps: Vec<&str> = sources::DEFS.iter().map(|d| d.name).collect();
+    assert_eq!(texts, helps);
+}
+
+#[test]
+fn help_shows_the_typed_defaults() {
+    let help = cli::command().render_help().to_string();
+    for (name, text) in Settings::default().texts() {
+        let def = sources::DEFS.iter().find(|d| d.name == name).unwrap();
+        let expected = match text {
+            Some(text) => format!("[default: {text}] [env: {}]", def.env()),
+            None => format!("{} [env: {}]", def.help, def.env()),
+        };
+        // clap wraps long lines: compare with the whitespace squeezed.
+        let squeeze = |t: &str| t.split_whitespace().collect::<Vec<_>>().join(" ");
+        assert!(
+            squeeze(&help).contains(&squeeze(&expected)),
+            "--help lacks {expected:?}"
+        );
+    }
+}
+
+/// README.md's settings table, row by row: environment variable → (flag, default column).
+fn readme_settings_table() -> std::collections::BTreeMap<String, (String, String)> {
+    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../README.md"))
+        .expect("README.md next to the workspace's Cargo.toml");
+    let section = readme
+        .split("\n## Settings\n")
+        .nth(1)
+        .and_then(|rest| rest.split("\n## ").next())
+        .expect("README.md has a Settings section");
+    section
+        .lines()
+        .filter(|line| line.starts_with("| `ALSY__"))
+        .map(|line| {
+            let cells: Vec<&str> = line.split(" | ").collect();
+            let unquote = |c: &str| c.trim_matches(['|', ' ', '`']).to_owned();
+            (
+                unquote(cells[0]),
+                (unquote(cells[1]), cells[2].trim().to_owned()),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn the_readme_settings_table_lists_every_setting_with_its_typed_default() {
+    let table = readme_settings_table();
+    let texts = Settings::default().texts();
+    assert_eq!(
+        table
+            .keys()
+            .cloned()
+            .collect::<std::collections::BTreeSet<_>>(),
+        setting_names().into_iter().collect(),
+        "README.md's settings table and the settings differ"
+    );
+    for (name, text) in texts {
+        let def = sources::DEFS.iter().find(|d| d.name == name).unwrap();
+        let (flag, default) = &table[&def.env()];
+        assert_eq!(flag, &format!("--{}", def.flag()), "{name}");
+        // Unset and empty defaults are words in the table; every other is the exact text.
+        let expected: &[&str] = match text.as_deref() {
+            None => &["unset", "`(auto)`"],
+            Some("") => &["empty"],
+            Some(_) => &[],
+        };
+        let written = text.map(|t| format!("`{t}`"));
+        assert!(
+            expected.contains(&default.as_str()) || written.as_ref() == Some(default),
+            "README.md says {} defaults to {default}, the code says {:?}",
+            def.env(),
+            written.unwrap_or_else(|| "unset".into())
+        );
+    }
 }
 
 #[test]
@@ -121,7 +215,7 @@ fn every_setting_is_read_from_its_env_variable() {
             ("ALSY__K8S__REQUEST_TIMEOUT", "5s"),
             ("ALSY__K8S__RESTART_TIMEOUT", "6s"),
             ("ALSY__K8S__QPS", "0"),
-            ("ALSY__K8S__POD_SECURITY", "Baseline"),
+            ("ALSY__K8S__POD_SECURITY", "Restricted"),
             ("ALSY__K8S__RUN_AS_USER", "1000"),
             ("ALSY__K8S__RUN_AS_GROUP", "0"),
             ("ALSY__LOG__LEVEL", "debug"),
@@ -134,23 +228,23 @@ fn every_setting_is_read_from_its_env_variable() {
     assert_eq!(settings.sync.debounce, Duration::ZERO);
     assert_eq!(settings.sync.concurrency, 4);
     assert_eq!(settings.storage.kind, StorageKind::Memory);
-    assert_eq!(settings.storage.url, "postgres://alsy:pw@db:5433/alsy");
-    assert_eq!(
-        (settings.storage.min_conns, settings.storage.max_conns),
-        (2, 3)
-    );
-    assert_eq!(settings.storage.idle_timeout, s(240));
-    assert_eq!(settings.storage.lifetime_jitter, Duration::ZERO);
+    let storage = &settings.storage.postgres;
+    assert_eq!(storage.url, "postgres://alsy:pw@db:5433/alsy");
+    assert_eq!((storage.min_conns, storage.max_conns), (2, 3));
+    assert_eq!(storage.idle_timeout, s(240));
+    assert_eq!(storage.lifetime_jitter, Duration::ZERO);
     assert_eq!(settings.http.address.to_string(), "127.0.0.1:0");
     assert_eq!(settings.http.shutdown_timeout, s(4));
     assert_eq!(settings.runtime.kind, RuntimeKind::Kubernetes);
     assert_eq!(settings.k8s.namespace.as_deref(), Some("trading"));
     assert_eq!(settings.k8s.restart_timeout, s(6));
     assert_eq!(settings.k8s.qps, 0);
-    assert_eq!(settings.k8s.pod_security, PodSecurityLevel::Baseline);
     assert_eq!(
-        (settings.k8s.run_as_user, settings.k8s.run_as_group),
-        (1000, 0)
+        settings.k8s.pod_security,
+        alsy_k8s::PodSecurity::Restricted {
+            run_as_user: 1000,
+            run_as_group: 0
+        }
     );
     assert_eq!(settings.log.level, LogLevel::Debug);
     assert_eq!(settings.log.format, LogFormat::Text);

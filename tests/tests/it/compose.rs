@@ -130,6 +130,43 @@ fn every_alsy_name_in_the_compose_file_is_a_known_setting_and_every_setting_is_l
 }
 
 #[test]
+fn the_compose_files_commented_settings_show_the_real_defaults() {
+    let compose = repo_file("docker-compose.yaml");
+    let block = compose
+        .split("# Every other setting, with its default.")
+        .nth(1)
+        .and_then(|rest| rest.split("#\n").next())
+        .expect("docker-compose.yaml lists every other setting with its default");
+    let defaults: std::collections::BTreeMap<String, Option<String>> =
+        alsy::config::default_values().into_iter().collect();
+    let mut checked = 0;
+    for line in block.lines() {
+        let line = line.trim_start().trim_start_matches('#').trim();
+        let Some((name, value)) = line.split_once(": ") else {
+            continue;
+        };
+        // A value followed by a remark is an example for a setting that is unset or empty by
+        // default; the remark says so.
+        let value = value
+            .split("  ")
+            .next()
+            .unwrap_or_default()
+            .trim_matches('"');
+        match &defaults[name] {
+            Some(default) if !default.is_empty() => {
+                assert_eq!(value, default, "docker-compose.yaml: {name}");
+                checked += 1;
+            }
+            _ => {}
+        }
+    }
+    assert!(
+        checked >= 20,
+        "only {checked} defaults found in the compose file"
+    );
+}
+
+#[test]
 fn env_example_defines_the_credentials_compose_uses() {
     let example = repo_file(".env.example");
     for key in ["POSTGRES_DB", "POSTGRES_USER", "POSTGRES_PASSWORD"] {

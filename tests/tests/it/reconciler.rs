@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use alsy_app::{
     ClientRepository, FailedPart, HeldPassLock, Operation, PassLock, PassOutcome, PassReport,
-    Reconciler, RepoError, Service, Trigger, Watcher, WatcherConfig,
+    Reconciler, RepoError, Service, SyncSettings, Trigger, Watcher,
 };
 use alsy_domain::{Algorithm, AlgorithmStatus, Client, ClientId, PodPhase};
 use alsy_fake::{FakePodRuntime, Gate, InMemoryRepository, LocalPassLock};
@@ -45,9 +45,10 @@ impl World {
 
     /// A watcher over this world's reconciler, passing every hour and `debounce` after a nudge.
     fn watcher(&self, debounce: Duration) -> Watcher {
-        let config = WatcherConfig {
+        let config = SyncSettings {
             interval: Duration::from_secs(3600),
             debounce,
+            ..SyncSettings::default()
         };
         Watcher::start(self.reconciler(), config, &self.logs.logger())
     }
@@ -403,9 +404,10 @@ async fn the_watchers_passes_never_overlap_whatever_triggers_them() {
         16,
         &world.logs.logger(),
     );
-    let config = WatcherConfig {
+    let config = SyncSettings {
         interval: Duration::from_millis(5),
         debounce: Duration::from_millis(1),
+        ..SyncSettings::default()
     };
     let watcher = Watcher::start(reconciler, config, &world.logs.logger());
     let handle = watcher.handle();
