@@ -33,6 +33,8 @@ pub struct AlsyProcess {
     /// The process.
     pub child: Child,
     stdout: Arc<Mutex<Vec<String>>>,
+    /// The thread copying stdout into `stdout`; it ends when the pipe closes.
+    reader: Option<std::thread::JoinHandle<()>>,
 }
 
 impl AlsyProcess {
@@ -49,7 +51,7 @@ impl AlsyProcess {
         let stdout = Arc::new(Mutex::new(Vec::new()));
         let lines = stdout.clone();
         let pipe = child.stdout.take().expect("stdout is piped");
-        std::thread::spawn(move || {
+        let reader = std::thread::spawn(move || {
             for line in BufReader::new(pipe).lines().map_while(Result::ok) {
                 lines
                     .lock()
@@ -57,7 +59,20 @@ impl AlsyProcess {
                     .push(line);
             }
         });
-        AlsyProcess { child, stdout }
+        AlsyProcess {
+            child,
+            stdout,
+            reader: Some(reader),
+        }
+    }
+
+    /// Every line the process wrote, once it has exited: waits until the reader has seen the
+    /// pipe close, since a process can exit before its last lines are read.
+    pub fn all_lines(&mut self) -> Vec<String> {
+        if let Some(reader) = self.reader.take() {
+            let _ = reader.join();
+        }
+        self.lines()
     }
 
     /// Every line written to stdout so far.

@@ -196,7 +196,10 @@ async fn the_release_binary_runs_with_the_compose_environment() {
         "SIGTERM shuts down cleanly"
     );
     assert!(
-        service.lines().iter().any(|l| l.contains("shutting down")),
+        service
+            .all_lines()
+            .iter()
+            .any(|l| l.contains("shutting down")),
         "the shutdown is logged"
     );
 }
