@@ -1,10 +1,12 @@
-//! Small builders shared by the tests: valid client specs and API bodies, pod names, and waiting
-//! on a condition with a deadline instead of sleeping.
+//! Small builders shared by the tests: valid client specs and API bodies, pod names, a pod that is
+//! not alsy's, and waiting on a condition with a deadline instead of sleeping.
 
 use std::future::Future;
 use std::time::Duration;
 
 use alsy_domain::{Algorithm, ClientId, ClientSpec, ClientSpecInput, PodName};
+use k8s_openapi::api::core::v1::{Container, Pod, PodSpec};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use serde_json::{Value, json};
 
 /// A valid spec for a client called `name`.
@@ -23,6 +25,26 @@ pub fn spec(name: &str) -> ClientSpec {
 /// The pod name of `algorithm` for `client`.
 pub fn pod(algorithm: Algorithm, client: ClientId) -> PodName {
     PodName::of(algorithm, client)
+}
+
+/// A Kubernetes pod that alsy does not manage (no alsy label): one container `main` running
+/// `image`. Tests add what they need (labels, resources, a status) to the fields.
+pub fn foreign_pod(name: &str, image: &str) -> Pod {
+    Pod {
+        metadata: ObjectMeta {
+            name: Some(name.into()),
+            ..ObjectMeta::default()
+        },
+        spec: Some(PodSpec {
+            containers: vec![Container {
+                name: "main".into(),
+                image: Some(image.into()),
+                ..Container::default()
+            }],
+            ..PodSpec::default()
+        }),
+        status: None,
+    }
 }
 
 /// A valid client body for `name`, as the API takes it.

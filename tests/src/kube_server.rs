@@ -25,8 +25,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use k8s_openapi::api::core::v1::{Container, Pod, PodSpec, PodStatus};
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use k8s_openapi::api::core::v1::{Pod, PodStatus};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
@@ -94,6 +93,8 @@ pub struct KubeServer {
     addr: SocketAddr,
     shared: Shared,
     task: JoinHandle<()>,
+    /// The kubeconfigs written for it; removed when the server is dropped.
+    kubeconfigs: tempfile::TempDir,
 }
 
 impl KubeServer {
@@ -106,7 +107,16 @@ impl KubeServer {
         let addr = listener.local_addr().expect("the listener has an address");
         let server = warp::serve(routes(shared.clone())).incoming(listener);
         let task = tokio::spawn(server.run());
-        KubeServer { addr, shared, task }
+        let kubeconfigs = tempfile::Builder::new()
+            .prefix("alsy-kube-server-")
+            .tempdir()
+            .expect("a temporary folder for the kubeconfigs");
+        KubeServer {
+            addr,
+            shared,
+            task,
+            kubeconfigs,
+        }
     }
 
     /// `http://127.0.0.1:PORT`.
@@ -115,15 +125,12 @@ impl KubeServer {
     }
 
     /// Writes a kubeconfig whose current context points at this server with `namespace`, and
-    /// returns its path (a fresh file in the temporary directory).
+    /// returns its path: a fresh file in the server's temporary folder, removed with the server
+    /// (it points at nothing once the server is gone).
     pub fn write_kubeconfig(&self, namespace: &str) -> PathBuf {
         static NEXT: AtomicU64 = AtomicU64::new(0);
         let n = NEXT.fetch_add(1, Ordering::Relaxed);
-        let path = std::env::temp_dir().join(format!(
-            "alsy-kubeconfig-{}-{}-{n}.yaml",
-            std::process::id(),
-            self.addr.port()
-        ));
+        let path = self.kubeconfigs.path().join(format!("kubeconfig-{n}.yaml"));
         let text = format!(
             "apiVersion: v1\nkind: Config\n\
              clusters:\n- name: alsy-test\n  cluster:\n    server: {url}\n\
@@ -178,25 +185,12 @@ impl KubeServer {
 
     /// Stores a running pod that is not alsy's: no `app.kubernetes.io/managed-by` label.
     pub fn insert_foreign_pod(&self, namespace: &str, name: &str) -> Pod {
-        let pod = Pod {
-            metadata: ObjectMeta {
-                name: Some(name.to_owned()),
-                labels: Some(BTreeMap::from([("app".to_owned(), name.to_owned())])),
-                ..ObjectMeta::default()
-            },
-            spec: Some(PodSpec {
-                containers: vec![Container {
-                    name: "main".into(),
-                    image: Some("nginx:1.27".into()),
-                    ..Container::default()
-                }],
-                ..PodSpec::default()
-            }),
-            status: Some(PodStatus {
-                phase: Some("Running".into()),
-                ..PodStatus::default()
-            }),
-        };
+        let mut pod = crate::fixtures::foreign_pod(name, "nginx:1.27");
+        pod.metadata.labels = Some(BTreeMap::from([("app".to_owned(), name.to_owned())]));
+        pod.status = Some(PodStatus {
+            phase: Some("Running".into()),
+            ..PodStatus::default()
+        });
         self.insert_pod(namespace, pod)
     }
 

@@ -4,7 +4,6 @@
 //! The tests themselves live in `tests/it/`, one test binary for the whole workspace.
 
 pub mod app;
-pub mod binary;
 pub mod envtest;
 pub mod fixtures;
 pub mod kube_server;

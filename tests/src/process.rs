@@ -1,31 +1,58 @@
 //! The alsy binary started as a process of its own, with exactly the environment a test gives it,
 //! its stdout (the JSON log) collected line by line; killed when dropped.
+//!
+//! The binary is built by cargo here, once per test run, rather than picked up from `target/`:
+//! `cargo test --workspace` does not rebuild `target/*/alsy`, so a binary found there may be
+//! older than the code under test, and a test would pass or fail on code that no longer exists.
+//! Cargo's own freshness check decides; when the binary is current the build is a no-op.
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 
 use serde_json::Value;
 
-/// The target directory the workspace builds into.
-fn target_dir() -> PathBuf {
-    std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target"))
+/// Builds the `alsy` binary with `cargo build --locked -p alsy` plus `extra` (the same target
+/// folder as this test run), and returns the executable cargo reports. Panics with cargo's
+/// output when the build fails: a test that needs the binary cannot run without it.
+fn build(extra: &[&str]) -> PathBuf {
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| env!("CARGO").into());
+    let workspace = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let output = Command::new(cargo)
+        .current_dir(&workspace)
+        .args(["build", "--locked", "-p", "alsy", "--bin", "alsy"])
+        .args(extra)
+        .args(["--message-format", "json-render-diagnostics"])
+        .stdin(Stdio::null())
+        .output()
+        .expect("cargo runs");
+    let command = format!("cargo build --locked -p alsy {}", extra.join(" "));
+    assert!(
+        output.status.success(),
+        "`{command}` failed:\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .filter_map(|line| serde_json::from_str::<Value>(line).ok())
+        .filter(|message| message["reason"] == "compiler-artifact")
+        .find_map(|message| message["executable"].as_str().map(PathBuf::from))
+        .unwrap_or_else(|| panic!("`{command}` reported no alsy executable"))
 }
 
-/// `target/release/alsy`, as the Dockerfile builds it.
+/// The debug `alsy` binary, built from the current sources (a no-op when it is current).
+pub fn alsy_binary() -> PathBuf {
+    static BUILT: OnceLock<PathBuf> = OnceLock::new();
+    BUILT.get_or_init(|| build(&[])).clone()
+}
+
+/// The release `alsy` binary, as the Dockerfile and `.ci/run` build it, built from the current
+/// sources (a no-op after `cargo build --release --locked -p alsy`; a full release build if there
+/// was none).
 pub fn release_binary() -> PathBuf {
-    target_dir().join("release/alsy")
-}
-
-/// A built alsy binary: the release one if there is one, else the debug one; `None` if neither
-/// was built (`cargo build -p alsy`).
-pub fn any_binary() -> Option<PathBuf> {
-    [release_binary(), target_dir().join("debug/alsy")]
-        .into_iter()
-        .find(|path| path.exists())
+    static BUILT: OnceLock<PathBuf> = OnceLock::new();
+    BUILT.get_or_init(|| build(&["--release"])).clone()
 }
 
 /// A running alsy process.

@@ -6,7 +6,7 @@
 use std::process::{Child, Command};
 use std::time::Duration;
 
-use alsy_tests::fixtures::{eventually, skip_unless_ci};
+use alsy_tests::fixtures::eventually;
 use alsy_tests::postgres::TestDatabase;
 use alsy_tests::process::{AlsyProcess, free_port, release_binary};
 use serde_json::{Value, json};
@@ -58,12 +58,6 @@ async fn json(request: reqwest::RequestBuilder) -> Value {
 #[tokio::test(flavor = "multi_thread")]
 async fn the_release_binary_runs_with_the_compose_environment() {
     let binary = release_binary();
-    if !binary.exists() {
-        return skip_unless_ci(&format!(
-            "{} is missing; run `cargo build --release --locked -p alsy` first",
-            binary.display()
-        ));
-    }
     let Some(db) = TestDatabase::create().await else {
         return;
     };

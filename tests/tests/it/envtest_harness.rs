@@ -4,29 +4,14 @@
 use std::time::Duration;
 
 use alsy_tests::envtest::{Envtest, NODE_NAME, StandInKubelet};
-use alsy_tests::fixtures::eventually;
-use k8s_openapi::api::core::v1::{Container, Pod, PodSpec};
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use alsy_tests::fixtures::{eventually, foreign_pod};
+use k8s_openapi::api::core::v1::Pod;
 use kube::Api;
 use kube::api::{DeleteParams, PostParams};
 use tokio::time::Instant;
 
 fn pod(name: &str) -> Pod {
-    Pod {
-        metadata: ObjectMeta {
-            name: Some(name.into()),
-            ..ObjectMeta::default()
-        },
-        spec: Some(PodSpec {
-            containers: vec![Container {
-                name: "main".into(),
-                image: Some("registry.k8s.io/pause:3.10".into()),
-                ..Container::default()
-            }],
-            ..PodSpec::default()
-        }),
-        status: None,
-    }
+    foreign_pod(name, "registry.k8s.io/pause:3.10")
 }
 
 fn phase(pod: &Pod) -> Option<&str> {

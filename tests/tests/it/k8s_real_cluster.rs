@@ -14,8 +14,8 @@ use alsy_domain::{
 };
 use alsy_k8s::{KubeRuntime, KubeSettings};
 use alsy_tests::envtest::{Envtest, StandInKubelet};
-use alsy_tests::fixtures::eventually;
-use k8s_openapi::api::core::v1::{Container, Namespace, Pod, PodSpec};
+use alsy_tests::fixtures::{eventually, foreign_pod};
+use k8s_openapi::api::core::v1::{Namespace, Pod};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::api::{DeleteParams, PostParams};
 use kube::config::{KubeConfigOptions, Kubeconfig};
@@ -104,21 +104,7 @@ async fn phase_of(runtime: &KubeRuntime, name: &PodName) -> Option<PodPhase> {
 
 async fn exercise(path: PathBuf, client: Client, namespace: String) {
     let pods: Api<Pod> = Api::namespaced(client, &namespace);
-    let foreign = Pod {
-        metadata: ObjectMeta {
-            name: Some("vwap-2".into()),
-            ..ObjectMeta::default()
-        },
-        spec: Some(PodSpec {
-            containers: vec![Container {
-                name: "main".into(),
-                image: Some(PAUSE.into()),
-                ..Container::default()
-            }],
-            ..PodSpec::default()
-        }),
-        status: None,
-    };
+    let foreign = foreign_pod("vwap-2", PAUSE);
     pods.create(&PostParams::default(), &foreign)
         .await
         .expect("a foreign pod");

@@ -9,9 +9,9 @@
 use std::path::Path;
 use std::time::Duration;
 
-use alsy_tests::binary::{AlsyProcess, alsy_binary};
 use alsy_tests::envtest::{Envtest, StandInKubelet};
-use alsy_tests::fixtures::{eventually, skip_unless_ci};
+use alsy_tests::fixtures::eventually;
+use alsy_tests::process::{AlsyProcess, alsy_binary, free_port};
 use k8s_openapi::api::authentication::v1::{TokenRequest, TokenRequestSpec};
 use k8s_openapi::api::core::v1::{Pod, ServiceAccount};
 use k8s_openapi::api::rbac::v1::{Role, RoleBinding};
@@ -83,9 +83,7 @@ async fn data(request: reqwest::RequestBuilder) -> Value {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn alsy_with_deploys_service_account_is_never_forbidden() {
-    let Some(binary) = alsy_binary() else {
-        return skip_unless_ci("no alsy binary in target/; `cargo build -p alsy` makes one");
-    };
+    let binary = alsy_binary();
     let Some(envtest) = Envtest::shared().await else {
         return;
     };
@@ -97,19 +95,21 @@ async fn alsy_with_deploys_service_account_is_never_forbidden() {
     let _kubelet = StandInKubelet::start(admin.clone(), &namespace, Duration::from_secs(1));
 
     let kubeconfig = kubeconfig.to_str().unwrap();
-    let alsy = AlsyProcess::start(
-        &binary,
-        &[
-            ("ALSY__STORAGE__KIND", "memory"),
-            ("ALSY__RUNTIME__KIND", "kubernetes"),
-            ("ALSY__K8S__KUBECONFIG", kubeconfig),
-            ("ALSY__SYNC__INTERVAL", "1h"),
-            ("ALSY__SYNC__DEBOUNCE", "0s"),
-        ],
-        envtest.dir(),
-    );
+    let address = format!("127.0.0.1:{}", free_port());
+    let env: Vec<(String, String)> = [
+        ("ALSY__STORAGE__KIND", "memory"),
+        ("ALSY__RUNTIME__KIND", "kubernetes"),
+        ("ALSY__K8S__KUBECONFIG", kubeconfig),
+        ("ALSY__SYNC__INTERVAL", "1h"),
+        ("ALSY__SYNC__DEBOUNCE", "0s"),
+        ("ALSY__HTTP__ADDRESS", address.as_str()),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v.to_owned()))
+    .collect();
+    let alsy = AlsyProcess::start(&binary, &env, &[]);
     let http = reqwest::Client::new();
-    let url = |path: &str| format!("{}{path}", alsy.base());
+    let url = |path: &str| format!("http://{address}{path}");
     eventually(
         "alsy answers /api/ready",
         Duration::from_secs(30),
@@ -209,6 +209,6 @@ async fn alsy_with_deploys_service_account_is_never_forbidden() {
             "no {verb} in {seen:#?}"
         );
     }
-    let output = alsy.output().join("\n");
+    let output = alsy.lines().join("\n");
     assert!(!output.contains("Forbidden"), "{output}");
 }

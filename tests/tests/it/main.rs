@@ -5,6 +5,7 @@ mod compose_smoke;
 mod deploy_manifests;
 mod doc_references;
 mod envtest_harness;
+mod harness;
 mod http_api;
 mod k8s_real_cluster;
 mod kube_pod_security;

@@ -17,10 +17,9 @@ use alsy_domain::{
 use alsy_fake::FakePodRuntime;
 use alsy_k8s::{KubeRuntime, KubeSettings};
 use alsy_tests::envtest::{Envtest, StandInKubelet};
-use alsy_tests::fixtures::eventually;
+use alsy_tests::fixtures::{eventually, foreign_pod};
 use alsy_tests::kube_server::KubeServer;
-use k8s_openapi::api::core::v1::{Container, Pod, PodSpec};
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use k8s_openapi::api::core::v1::Pod;
 use slog::Logger;
 
 /// The namespace the kube harness works in.
@@ -171,21 +170,7 @@ impl Harness for RealApiServer {
         &self.runtime
     }
     async fn add_foreign_pod(&self, name: &str) -> bool {
-        let pod = Pod {
-            metadata: ObjectMeta {
-                name: Some(name.into()),
-                ..ObjectMeta::default()
-            },
-            spec: Some(PodSpec {
-                containers: vec![Container {
-                    name: "main".into(),
-                    image: Some("nginx:1.27".into()),
-                    ..Container::default()
-                }],
-                ..PodSpec::default()
-            }),
-            status: None,
-        };
+        let pod = foreign_pod(name, "nginx:1.27");
         self.pods.create(&PostParams::default(), &pod).await.is_ok()
     }
     async fn foreign_pod_exists(&self, name: &str) -> bool {

@@ -7,10 +7,10 @@ use std::time::{Duration, Instant};
 
 use alsy_fake::{FakePodRuntime, Gate};
 use alsy_tests::app::TestApp;
-use alsy_tests::fixtures::{LOAD_MARGIN, client_body, eventually, skip_unless_ci};
+use alsy_tests::fixtures::{LOAD_MARGIN, client_body, eventually};
 use alsy_tests::kube_server::{Fault, KubeServer, Verb};
 use alsy_tests::postgres::TestDatabase;
-use alsy_tests::process::{AlsyProcess, any_binary, free_port};
+use alsy_tests::process::{AlsyProcess, alsy_binary, free_port};
 use alsy_tests::tcp_proxy::TcpProxy;
 use reqwest::StatusCode;
 use serde_json::json;
@@ -325,9 +325,7 @@ async fn last_pass(http: &reqwest::Client, base: &str) -> serde_json::Value {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_write_to_the_replica_without_the_lock_is_reconciled_after_the_holders_pass() {
-    let Some(binary) = any_binary() else {
-        return skip_unless_ci("no alsy binary is built; run `cargo build -p alsy` first");
-    };
+    let binary = alsy_binary();
     let database = alsy_tests::test_database!();
     let server = KubeServer::start().await;
     let kubeconfig = server.write_kubeconfig("alsy-replicas");

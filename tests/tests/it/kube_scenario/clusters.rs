@@ -8,10 +8,10 @@ use std::time::Duration;
 
 use alsy_tests::app::TestApp;
 use alsy_tests::envtest::{ALSY_USER, AuditEvent, StandInKubelet};
-use alsy_tests::fixtures::eventually;
+use alsy_tests::fixtures::{eventually, foreign_pod};
 use alsy_tests::kube_server::{Fault, KubeServer, Verb};
 use k8s_openapi::api::core::v1::{
-    Container, LimitRange, LimitRangeItem, LimitRangeSpec, Pod, PodSpec, ResourceRequirements,
+    LimitRange, LimitRangeItem, LimitRangeSpec, Pod, ResourceRequirements,
 };
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
@@ -115,26 +115,15 @@ const REFUSAL: &str = "refuse-every-create";
 
 fn pod_asking_for_cpu(name: &str, cpu: &str) -> Pod {
     let cpu = BTreeMap::from([("cpu".to_owned(), Quantity(cpu.to_owned()))]);
-    Pod {
-        metadata: ObjectMeta {
-            name: Some(name.into()),
-            ..ObjectMeta::default()
-        },
-        spec: Some(PodSpec {
-            containers: vec![Container {
-                name: "main".into(),
-                image: Some("nginx:1.27".into()),
-                resources: Some(ResourceRequirements {
-                    limits: Some(cpu.clone()),
-                    requests: Some(cpu),
-                    ..ResourceRequirements::default()
-                }),
-                ..Container::default()
-            }],
-            ..PodSpec::default()
-        }),
-        status: None,
+    let mut pod = foreign_pod(name, "nginx:1.27");
+    if let Some(spec) = pod.spec.as_mut() {
+        spec.containers[0].resources = Some(ResourceRequirements {
+            limits: Some(cpu.clone()),
+            requests: Some(cpu),
+            ..ResourceRequirements::default()
+        });
     }
+    pod
 }
 
 impl Envtest {

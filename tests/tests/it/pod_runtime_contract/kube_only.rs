@@ -130,7 +130,9 @@ async fn a_call_that_gets_no_answer_is_unavailable_within_the_request_timeout() 
 #[tokio::test]
 async fn an_unreachable_api_server_is_unavailable_naming_the_pod() {
     let server = KubeServer::start().await;
-    let kubeconfig = server.write_kubeconfig(NS);
+    // The server's kubeconfigs go with it: keep a copy that outlives it.
+    let kubeconfig = tempfile::NamedTempFile::new().unwrap();
+    std::fs::copy(server.write_kubeconfig(NS), kubeconfig.path()).unwrap();
     let addr = server.url().trim_start_matches("http://").to_owned();
     drop(server);
     eventually(
@@ -149,7 +151,7 @@ async fn an_unreachable_api_server_is_unavailable_naming_the_pod() {
         request_timeout,
         ..test_settings()
     };
-    let runtime = connect(&kubeconfig, &settings).await;
+    let runtime = connect(kubeconfig.path(), &settings).await;
     let began = Instant::now();
     let error = runtime
         .create(&desired(Algorithm::Vwap, 1))
@@ -330,17 +332,20 @@ async fn the_rate_limit_spreads_requests_over_time() {
 
 #[tokio::test]
 async fn a_kubeconfig_server_without_a_scheme_is_refused_at_start() {
-    let path = std::env::temp_dir().join(format!(
-        "alsy-kubeconfig-noscheme-{}.yaml",
-        std::process::id()
-    ));
+    // Removed when dropped, whether the test passes or not.
+    let file = tempfile::Builder::new()
+        .prefix("alsy-kubeconfig-noscheme-")
+        .suffix(".yaml")
+        .tempfile()
+        .unwrap();
+    let path = file.path();
     std::fs::write(
-        &path,
+        path,
         "apiVersion: v1\nkind: Config\nclusters:\n- name: c\n  cluster:\n    server: 127.0.0.1:6443\n\
          users:\n- name: u\n  user: {}\ncontexts:\n- name: x\n  context: {cluster: c, user: u}\ncurrent-context: x\n",
     )
     .unwrap();
-    let result = KubeRuntime::from_kubeconfig(&path, &test_settings(), &super::quiet()).await;
+    let result = KubeRuntime::from_kubeconfig(path, &test_settings(), &super::quiet()).await;
     let error = result.err().expect("refused");
     assert!(error.to_string().contains("127.0.0.1:6443"), "{error}");
 }
