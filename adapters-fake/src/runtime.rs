@@ -248,6 +248,16 @@ impl PodRuntime for FakePodRuntime {
         self.delay().await;
         let mut state = self.state();
         state.take_failure(&pod.name, Operation::Create)?;
+        // As in a cluster: the name is taken, and the pod holding it is not alsy's to touch.
+        if state.foreign.contains(pod.name.as_str()) {
+            return Err(RuntimeError::Rejected {
+                pod: Some(pod.name.clone()),
+                detail: format!(
+                    "create: a pod named {} already exists and alsy does not manage it",
+                    pod.name
+                ),
+            });
+        }
         if !state.pods.contains_key(&pod.name) {
             state.start(pod);
             state.record(Operation::Create, &pod.name);

@@ -18,7 +18,7 @@ use slog::{Logger, debug, warn};
 use tokio::time::Instant;
 
 use crate::errors::{CallError, runtime_error};
-use crate::manifest::{MANAGED_SELECTOR, Unobservable, observe, pod_manifest};
+use crate::manifest::{MANAGED_SELECTOR, Unobservable, is_managed, observe, pod_manifest};
 use crate::rate_limit::RateLimiter;
 use crate::settings::{KubeSettings, PodSecurity};
 
@@ -97,6 +97,37 @@ impl KubeRuntime {
                 Ok(None)
             }
             Err(error) => Err(self.failed(Some(name), "delete", error)),
+        }
+    }
+
+    /// After a 409 on create. alsy's own pod under that name (a retried create, another replica's
+    /// pass) is success. A pod alsy does not manage is refused: alsy may neither adopt it nor
+    /// delete it, so its algorithm cannot run until someone renames or removes that pod, and the
+    /// failure must say so instead of passing for a running pod.
+    async fn check_existing(&self, name: &PodName) -> Result<(), RuntimeError> {
+        let existing = self
+            .call(self.pods.get_opt(name.as_str()))
+            .await
+            .map_err(|error| self.failed(Some(name), "create: reading the existing pod", error))?;
+        match existing {
+            Some(pod) if is_managed(&pod) => {
+                debug!(self.log, "pod already exists"; "pod" => name.as_str());
+                Ok(())
+            }
+            Some(_) => Err(RuntimeError::Rejected {
+                pod: Some(name.clone()),
+                detail: format!(
+                    "create: a pod named {name} already exists in namespace {} and alsy does not \
+                     manage it (no label {MANAGED_SELECTOR}); alsy will not adopt or delete it: \
+                     rename or remove that pod",
+                    self.namespace
+                ),
+            }),
+            // Deleted between the create and the read: the next pass creates it.
+            None => Err(RuntimeError::Unavailable {
+                pod: Some(name.clone()),
+                detail: "create: the pod existed, then was gone when read".into(),
+            }),
         }
     }
 
@@ -180,10 +211,7 @@ impl PodRuntime for KubeRuntime {
             .await
         {
             Ok(_) => Ok(()),
-            Err(error) if error.is_already_exists() => {
-                debug!(self.log, "pod already exists"; "pod" => pod.name.as_str());
-                Ok(())
-            }
+            Err(error) if error.is_already_exists() => self.check_existing(&pod.name).await,
             Err(error) => Err(self.failed(Some(&pod.name), "create", error)),
         }
     }

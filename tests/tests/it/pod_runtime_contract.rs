@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use ::kube::Api;
 use ::kube::api::PostParams;
-use alsy_app::PodRuntime;
+use alsy_app::{PodRuntime, RuntimeError};
 use alsy_domain::{
     Algorithm, ClientId, DesiredPod, ImageRef, PodName, PodPhase, Priority, Quantity, Version,
 };
@@ -291,6 +291,29 @@ async fn phases_are_reported_as_the_runtime_sees_them(h: impl Harness) {
     );
 }
 
+async fn creating_a_pod_whose_name_a_foreign_pod_holds_is_rejected_naming_it(h: impl Harness) {
+    assert!(h.add_foreign_pod("vwap-7").await);
+    let pod = desired(Algorithm::Vwap, 7);
+    match h.runtime().create(&pod).await {
+        Err(RuntimeError::Rejected {
+            pod: Some(name),
+            detail,
+        }) => {
+            assert_eq!(name, pod.name);
+            assert!(
+                detail.contains("vwap-7") && detail.contains("alsy does not manage it"),
+                "{detail}"
+            );
+        }
+        other => panic!("expected Rejected naming vwap-7, got {other:?}"),
+    }
+    assert!(
+        h.foreign_pod_exists("vwap-7").await,
+        "the foreign pod is left alone"
+    );
+    assert!(names(&h).await.is_empty());
+}
+
 /// Each case once per runtime: `pod_runtime_contract::fake::<case>`, `…::kube::<case>` (the test
 /// API server) and `…::envtest::<case>` (the real one).
 macro_rules! contract {
@@ -326,5 +349,6 @@ contract!(
     a_restarted_pod_exists_again_as_a_new_incarnation,
     restarting_a_missing_pod_creates_it,
     list_never_shows_a_pod_alsy_does_not_manage,
+    creating_a_pod_whose_name_a_foreign_pod_holds_is_rejected_naming_it,
     phases_are_reported_as_the_runtime_sees_them,
 );

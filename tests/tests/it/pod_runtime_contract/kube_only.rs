@@ -23,15 +23,32 @@ fn assert_unavailable_for(error: RuntimeError, pod: &str) {
 }
 
 #[tokio::test]
-async fn an_injected_409_on_create_counts_as_success() {
+async fn a_409_on_create_is_success_only_when_the_pod_there_is_alsys() {
     let kube = Kube::start().await;
+    let pod = desired(Algorithm::Vwap, 1);
+    kube.runtime.create(&pod).await.unwrap();
+    // The second create gets 409; the pod read back carries alsy's label.
+    kube.runtime.create(&pod).await.unwrap();
+    let verbs: Vec<Option<Verb>> = kube
+        .server
+        .requests_for("vwap-1")
+        .into_iter()
+        .map(|r| r.verb)
+        .collect();
+    assert_eq!(
+        verbs,
+        [Some(Verb::Create), Some(Verb::Create), Some(Verb::Get)]
+    );
+
+    // A 409 for a pod that is gone when read back is not a running pod: retried next pass.
     kube.server
-        .inject(Verb::Create, Some("vwap-1"), 1, Fault::Status(409));
-    kube.runtime
-        .create(&desired(Algorithm::Vwap, 1))
-        .await
-        .unwrap();
-    assert_eq!(kube.server.requests_for("vwap-1").len(), 1);
+        .inject(Verb::Create, Some("vwap-2"), 1, Fault::Status(409));
+    match kube.runtime.create(&desired(Algorithm::Vwap, 2)).await {
+        Err(RuntimeError::Unavailable {
+            pod: Some(name), ..
+        }) => assert_eq!(name.as_str(), "vwap-2"),
+        other => panic!("expected Unavailable naming vwap-2, got {other:?}"),
+    }
 }
 
 #[tokio::test]
