@@ -1,6 +1,7 @@
 //! `FakePodRuntime`: remembers the pods it is asked to run instead of running them. Tests can make
 //! operations fail, add latency, hold a list at a [`Gate`], drop a pod behind the service's back,
-//! mark one `Failed`, or put a pod next to alsy's that alsy does not manage.
+//! mark one `Failed`, put a pod next to alsy's that alsy does not manage, or give deletions a
+//! grace period during which the pod is listed `Terminating`, as a cluster does.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
@@ -8,8 +9,10 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 
-use alsy_app::{Operation, PodRuntime, RuntimeError};
+use alsy_app::{Operation, PodRuntime, Restarted, RuntimeError};
 use alsy_domain::{DesiredPod, ObservedPod, PodName, PodPhase};
+
+use tokio::time::Instant;
 
 use crate::Gate;
 
@@ -22,7 +25,8 @@ pub const HISTORY_LIMIT: usize = 10_000;
 pub struct FakePod {
     /// The pod as it was last created.
     pub spec: DesiredPod,
-    /// Its phase: `Running` once created, unless a test says otherwise.
+    /// Its phase: `Running` once created, unless a test says otherwise; `Terminating` once
+    /// deleted, until its grace period ends.
     pub phase: PodPhase,
     /// Changes every time the pod is created again, like a Kubernetes uid.
     pub uid: u64,
@@ -53,6 +57,10 @@ struct State {
     max_in_flight: usize,
     rejecting_lists: u32,
     history: VecDeque<FakeOperation>,
+    /// How long a deleted pod stays `Terminating`; zero: it goes at once.
+    grace: Duration,
+    /// The terminating pods and when they go (`None`: when the test says).
+    terminating: HashMap<PodName, Option<Instant>>,
 }
 
 impl State {
@@ -80,6 +88,39 @@ impl State {
         });
     }
 
+    /// Forgets the terminating pods whose grace period has ended.
+    fn purge(&mut self) {
+        let now = Instant::now();
+        let ended: Vec<PodName> = self
+            .terminating
+            .iter()
+            .filter(|(_, gone_at)| gone_at.is_some_and(|at| at <= now))
+            .map(|(name, _)| name.clone())
+            .collect();
+        for name in ended {
+            self.terminating.remove(&name);
+            self.pods.remove(&name);
+        }
+    }
+
+    fn is_terminating(&self, name: &PodName) -> bool {
+        self.terminating.contains_key(name)
+    }
+
+    /// Deletes `name` with the grace period; whether the pod is gone at once.
+    fn terminate(&mut self, name: &PodName) -> bool {
+        if self.grace.is_zero() {
+            self.pods.remove(name);
+            return true;
+        }
+        if let Some(pod) = self.pods.get_mut(name) {
+            pod.phase = PodPhase::Terminating;
+            let gone_at = Instant::now().checked_add(self.grace);
+            self.terminating.insert(name.clone(), gone_at);
+        }
+        false
+    }
+
     fn start(&mut self, pod: &DesiredPod) {
         self.last_uid += 1;
         let started = FakePod {
@@ -105,7 +146,26 @@ impl FakePodRuntime {
 
     fn state(&self) -> MutexGuard<'_, State> {
         // Every change under the lock is a single insert or assignment: the data stays whole.
-        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+        let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+        state.purge();
+        state
+    }
+
+    /// Deleted pods stay `Terminating` for `grace` from now on, as on a cluster (zero, the
+    /// default: they go at once). A grace too long to represent lasts until
+    /// [`FakePodRuntime::finish_terminating`].
+    pub fn set_termination_grace(&self, grace: Duration) {
+        self.state().grace = grace;
+    }
+
+    /// Ends every grace period now: the terminating pods are gone. Returns how many went.
+    pub fn finish_terminating(&self) -> usize {
+        let mut state = self.state();
+        let names: Vec<PodName> = state.terminating.drain().map(|(name, _)| name).collect();
+        for name in &names {
+            state.pods.remove(name);
+        }
+        names.len()
     }
 
     /// Every pod, sorted by name.
@@ -240,6 +300,7 @@ impl PodRuntime for FakePodRuntime {
             .map(|(name, pod)| ObservedPod {
                 name: name.clone(),
                 phase: pod.phase,
+                restart_mark: pod.spec.restart_mark,
             })
             .collect())
     }
@@ -269,19 +330,28 @@ impl PodRuntime for FakePodRuntime {
         self.delay().await;
         let mut state = self.state();
         state.take_failure(name, Operation::Delete)?;
-        if state.pods.remove(name).is_some() {
+        // Deleting a terminating pod again changes nothing, as on Kubernetes.
+        if state.pods.contains_key(name) && !state.is_terminating(name) {
+            state.terminate(name);
             state.record(Operation::Delete, name);
         }
         Ok(())
     }
 
-    async fn restart(&self, pod: &DesiredPod) -> Result<(), RuntimeError> {
+    async fn restart(&self, pod: &DesiredPod) -> Result<Restarted, RuntimeError> {
         self.delay().await;
         let mut state = self.state();
         state.take_failure(&pod.name, Operation::Restart)?;
-        state.start(pod);
+        if state.is_terminating(&pod.name) {
+            return Ok(Restarted::OldPodTerminating);
+        }
+        let gone = !state.pods.contains_key(&pod.name) || state.terminate(&pod.name);
         state.record(Operation::Restart, &pod.name);
-        Ok(())
+        if !gone {
+            return Ok(Restarted::OldPodTerminating);
+        }
+        state.start(pod);
+        Ok(Restarted::Replaced)
     }
 }
 
@@ -302,6 +372,7 @@ mod tests {
             mem: Quantity::parse("1Gi").unwrap(),
             version: Version::parse(1).unwrap(),
             priority: Priority::parse(1.0).unwrap(),
+            restart_mark: None,
         }
     }
 
@@ -316,5 +387,41 @@ mod tests {
         let operations = runtime.operations();
         assert_eq!(operations.len(), HISTORY_LIMIT);
         assert_eq!(operations.last().unwrap().operation, Operation::Delete);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn with_a_grace_period_a_deleted_pod_is_terminating_until_it_ends() {
+        let runtime = FakePodRuntime::new();
+        runtime.set_termination_grace(Duration::from_secs(30));
+        let pod = desired(1);
+        runtime.create(&pod).await.unwrap();
+
+        let restarted = runtime.restart(&pod).await.unwrap();
+        assert_eq!(restarted, Restarted::OldPodTerminating);
+        let listed = runtime.list().await.unwrap();
+        assert_eq!(listed[0].phase, PodPhase::Terminating);
+        // A create while the old pod exists changes nothing; a second delete neither.
+        runtime.create(&pod).await.unwrap();
+        runtime.delete(&pod.name).await.unwrap();
+        assert_eq!(runtime.pod(&pod.name).unwrap().phase, PodPhase::Terminating);
+        assert_eq!(runtime.operations().len(), 2, "create, restart");
+
+        tokio::time::advance(Duration::from_secs(30)).await;
+        assert!(runtime.list().await.unwrap().is_empty());
+        let replaced = runtime.restart(&pod).await.unwrap();
+        assert_eq!(replaced, Restarted::Replaced, "a missing pod is created");
+        assert_eq!(runtime.pod(&pod.name).unwrap().phase, PodPhase::Running);
+    }
+
+    #[tokio::test]
+    async fn finish_terminating_ends_every_grace_period_at_once() {
+        let runtime = FakePodRuntime::new();
+        runtime.set_termination_grace(Duration::MAX);
+        let pod = desired(1);
+        runtime.create(&pod).await.unwrap();
+        runtime.delete(&pod.name).await.unwrap();
+        assert_eq!(runtime.pods().len(), 1);
+        assert_eq!(runtime.finish_terminating(), 1);
+        assert!(runtime.pods().is_empty());
     }
 }

@@ -100,7 +100,11 @@ pub(crate) struct PodDto<'a> {
     name: &'a str,
     client_id: Option<i64>,
     algorithm: Option<&'static str>,
-    #[schema(value_type = String, pattern = "^(Pending|Running|Succeeded|Failed|Unknown)$")]
+    /// `Terminating`: being deleted, gone once its grace period ends.
+    #[schema(
+        value_type = String,
+        pattern = "^(Pending|Running|Succeeded|Failed|Unknown|Terminating)$"
+    )]
     phase: &'static str,
 }
 
@@ -119,7 +123,8 @@ impl<'a> From<&'a PodView> for PodDto<'a> {
 #[derive(Debug, Serialize, ToSchema)]
 #[schema(as = PassReport)]
 pub(crate) struct ReportDto<'a> {
-    #[schema(value_type = String, pattern = "^(startup|interval|nudge|request)$")]
+    /// `recheck`: a pass run again shortly after one that left pods terminating.
+    #[schema(value_type = String, pattern = "^(startup|interval|nudge|request|recheck)$")]
     trigger: &'static str,
     #[schema(value_type = String, pattern = "^(completed|skipped|failed)$")]
     outcome: &'static str,
@@ -133,7 +138,11 @@ pub(crate) struct ReportDto<'a> {
     duration_ms: u64,
     created: Vec<&'a str>,
     deleted: Vec<&'a str>,
+    /// Pods restarted: deleted, and created again unless also under `terminating`.
     restarted: Vec<&'a str>,
+    /// Pods that should run whose old pod is still terminating (a restart in progress): a
+    /// later pass creates their successors once the old pods are gone.
+    terminating: Vec<&'a str>,
     failed: Vec<FailureDto<'a>>,
     /// Clients held back (a stored row that no longer parses, or a client breaking the
     /// policy): their pods were left as they were.
@@ -176,6 +185,7 @@ impl<'a> From<&'a PassReport> for ReportDto<'a> {
             created: names(&report.created),
             deleted: names(&report.deleted),
             restarted: names(&report.restarted),
+            terminating: names(&report.terminating),
             failed: report
                 .failed
                 .iter()
@@ -288,6 +298,7 @@ mod tests {
             created: vec![PodName::parse("vwap-1").unwrap()],
             deleted: vec![],
             restarted: vec![],
+            terminating: vec![],
             failed: vec![PodFailure {
                 pod: PodName::parse("hft-1").unwrap(),
                 operation: Operation::Create,
@@ -311,6 +322,7 @@ mod tests {
                 "created": ["vwap-1"],
                 "deleted": [],
                 "restarted": [],
+                "terminating": [],
                 "failed": [{"pod": "hft-1", "operation": "create", "error": "boom"}],
                 "held": [{"client_id": 4, "reason": "cpu: bad"}]
             })

@@ -81,7 +81,7 @@ impl KubeRuntime {
         info!(log.new(slog::o!("component" => "runtime/k8s")), "kubernetes runtime configured";
         "server" => server, "namespace" => runtime.namespace(),
         "request_timeout" => format!("{:?}", settings.request_timeout),
-        "restart_timeout" => format!("{:?}", settings.restart_timeout), "qps" => settings.qps,
+        "qps" => settings.qps,
         "pod_security" => settings.pod_security.to_string());
         Ok(runtime)
     }
@@ -91,12 +91,6 @@ fn check_settings(settings: &KubeSettings) -> Result<(), KubeError> {
     if settings.request_timeout.is_zero() {
         return Err(KubeError::Setting {
             setting: "ALSY__K8S__REQUEST_TIMEOUT",
-            problem: "must be greater than zero",
-        });
-    }
-    if settings.restart_timeout.is_zero() {
-        return Err(KubeError::Setting {
-            setting: "ALSY__K8S__RESTART_TIMEOUT",
             problem: "must be greater than zero",
         });
     }

@@ -17,7 +17,8 @@ mod settings;
 pub use errors::KubeError;
 pub use manifest::{
     ALGORITHM_LABEL, CLIENT_ID_LABEL, CONTAINER_NAME, MANAGED_BY_LABEL, MANAGED_BY_VALUE,
-    MANAGED_SELECTOR, NAME_LABEL, PRIORITY_ANNOTATION, VERSION_LABEL, is_managed, pod_manifest,
+    MANAGED_SELECTOR, NAME_LABEL, PRIORITY_ANNOTATION, RESTART_MARK_ANNOTATION, VERSION_LABEL,
+    is_managed, pod_manifest,
 };
 pub use runtime::KubeRuntime;
 pub use settings::{KubeSettings, PodSecurity};

@@ -2,6 +2,7 @@
 //! how a listed pod is read back into an [`ObservedPod`].
 
 use std::collections::BTreeMap;
+use std::time::SystemTime;
 
 use alsy_domain::{DesiredPod, ObservedPod, PodName, PodPhase};
 
@@ -12,6 +13,7 @@ use k8s_openapi::api::core::v1::{
 };
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use k8s_openapi::jiff::Timestamp;
 
 /// The label every pod alsy manages carries; `list` selects on it and nothing else is touched.
 pub const MANAGED_BY_LABEL: &str = "app.kubernetes.io/managed-by";
@@ -29,6 +31,9 @@ pub const ALGORITHM_LABEL: &str = "alsy.io/algorithm";
 pub const VERSION_LABEL: &str = "alsy.io/version";
 /// The client's priority; an annotation because a float is not a valid label value in general.
 pub const PRIORITY_ANNOTATION: &str = "alsy.io/priority";
+/// On a pod created for a client's restart mark: the mark's `updated_at` (RFC 3339, to the
+/// nanosecond), so that a later pass knows this pod is the replacement ([`DesiredPod::restart_mark`]).
+pub const RESTART_MARK_ANNOTATION: &str = "alsy.io/restart-mark";
 /// The one container's name.
 pub const CONTAINER_NAME: &str = "algorithm";
 
@@ -44,10 +49,14 @@ pub fn pod_manifest(pod: &DesiredPod, security: PodSecurity) -> Pod {
         (ALGORITHM_LABEL.to_owned(), pod.algorithm.slug().to_owned()),
         (VERSION_LABEL.to_owned(), pod.version.to_string()),
     ]);
-    let annotations = BTreeMap::from([(
+    let mut annotations = BTreeMap::from([(
         PRIORITY_ANNOTATION.to_owned(),
         pod.priority.get().to_string(),
     )]);
+    // A mark outside jiff's range (years -9999..=9999) cannot come from storage.
+    if let Some(mark) = pod.restart_mark.and_then(|m| Timestamp::try_from(m).ok()) {
+        annotations.insert(RESTART_MARK_ANNOTATION.to_owned(), mark.to_string());
+    }
     let resources = BTreeMap::from([
         ("cpu".to_owned(), Quantity(pod.cpu.as_str().to_owned())),
         ("memory".to_owned(), Quantity(pod.mem.as_str().to_owned())),
@@ -146,20 +155,37 @@ pub enum Unobservable {
     BadName(String),
 }
 
-/// Reads a listed pod. A pod without a status or phase is reported `Pending`: the API server
-/// sets `Pending` as soon as it accepts a pod, so a missing phase means "not started yet".
+/// Reads a listed pod. A pod with a `deletionTimestamp` is `Terminating`, whatever its phase
+/// (as `kubectl get pods` shows it). A pod without a status or phase is reported `Pending`: the
+/// API server sets `Pending` as soon as it accepts a pod, so a missing phase means "not started
+/// yet". An unreadable restart mark reads as none: the pod is then restarted once more, never
+/// taken for a replacement it is not.
 pub fn observe(pod: &Pod) -> Result<ObservedPod, Unobservable> {
     if !is_managed(pod) {
         return Err(Unobservable::Foreign);
     }
     let raw = pod.metadata.name.as_deref().unwrap_or_default();
     let name = PodName::parse(raw).ok_or_else(|| Unobservable::BadName(raw.to_owned()))?;
-    let phase = pod
-        .status
+    let phase = match &pod.metadata.deletion_timestamp {
+        Some(_) => PodPhase::Terminating,
+        None => pod
+            .status
+            .as_ref()
+            .and_then(|status| status.phase.as_deref())
+            .map_or(PodPhase::Pending, phase_of),
+    };
+    let restart_mark = pod
+        .metadata
+        .annotations
         .as_ref()
-        .and_then(|status| status.phase.as_deref())
-        .map_or(PodPhase::Pending, phase_of);
-    Ok(ObservedPod { name, phase })
+        .and_then(|annotations| annotations.get(RESTART_MARK_ANNOTATION))
+        .and_then(|mark| mark.parse::<Timestamp>().ok())
+        .map(SystemTime::from);
+    Ok(ObservedPod {
+        name,
+        phase,
+        restart_mark,
+    })
 }
 
 /// Kubernetes' `status.phase`; anything unrecognised is `Unknown`.

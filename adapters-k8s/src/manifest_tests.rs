@@ -17,6 +17,7 @@ fn desired(algorithm: Algorithm, id: i64) -> DesiredPod {
         mem: DomainQuantity::parse("512Mi").unwrap(),
         version: Version::parse(3).unwrap(),
         priority: Priority::parse(1.5).unwrap(),
+        restart_mark: None,
     }
 }
 
@@ -285,6 +286,52 @@ fn listed_phases_map_to_domain_phases() {
         assert_eq!(observed.name.as_str(), "vwap-1");
         assert_eq!(observed.phase, phase, "{raw:?}");
     }
+}
+
+#[test]
+fn a_pod_with_a_deletion_timestamp_is_terminating_whatever_its_phase() {
+    for raw in [Some("Running"), Some("Failed"), Some("Pending"), None] {
+        let mut pod = listed("vwap-1", MANAGED, raw);
+        pod.metadata.deletion_timestamp = Some(
+            k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(Timestamp::now()),
+        );
+        assert_eq!(
+            observe(&pod).unwrap().phase,
+            PodPhase::Terminating,
+            "{raw:?}"
+        );
+    }
+}
+
+#[test]
+fn the_restart_mark_goes_on_the_pod_and_is_read_back_to_the_nanosecond() {
+    let mark = SystemTime::UNIX_EPOCH + std::time::Duration::new(1_790_000_000, 123_456_789);
+    let mut pod = desired(Algorithm::Vwap, 1);
+    assert!(
+        !pod_manifest_of(&pod)
+            .metadata
+            .annotations
+            .unwrap()
+            .contains_key(RESTART_MARK_ANNOTATION),
+        "no mark, no annotation"
+    );
+    pod.restart_mark = Some(mark);
+    let mut manifest = pod_manifest_of(&pod);
+    let annotations = manifest.metadata.annotations.clone().unwrap();
+    assert_eq!(
+        annotations[RESTART_MARK_ANNOTATION],
+        "2026-09-21T14:13:20.123456789Z"
+    );
+    assert_eq!(observe(&manifest).unwrap().restart_mark, Some(mark));
+    // A mark someone garbled reads as none: the pod is restarted again, never taken for a
+    // replacement.
+    manifest
+        .metadata
+        .annotations
+        .as_mut()
+        .unwrap()
+        .insert(RESTART_MARK_ANNOTATION.into(), "yesterday".into());
+    assert_eq!(observe(&manifest).unwrap().restart_mark, None);
 }
 
 #[test]

@@ -2,20 +2,20 @@
 //!
 //! Every call waits for the client-side rate limit, then is bounded by the request timeout; kube's
 //! own retries are off (see [`crate::connect`]), so a pass never stalls on one pod: what fails is
-//! retried on the next pass.
+//! retried on the next pass. Nor does a restart wait for a grace period: it deletes the old pod
+//! and, unless the API server removed it at once, leaves the successor to a later pass.
 
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
-use alsy_app::{PodRuntime, RuntimeError};
+use alsy_app::{PodRuntime, Restarted, RuntimeError};
 use alsy_domain::{DesiredPod, ObservedPod, PodName};
 use async_trait::async_trait;
 use k8s_openapi::api::core::v1::Pod;
 use kube::Api;
 use kube::api::{DeleteParams, ListParams, PostParams};
 use slog::{Logger, debug, warn};
-use tokio::time::Instant;
 
 use crate::errors::{CallError, runtime_error};
 use crate::manifest::{MANAGED_SELECTOR, Unobservable, is_managed, observe, pod_manifest};
@@ -24,9 +24,14 @@ use crate::settings::{KubeSettings, PodSecurity};
 
 /// Pods per list page: bounds the size of one answer when thousands of pods run.
 const LIST_PAGE: u32 = 500;
-/// First and longest pause between the GETs `restart` makes while the old pod terminates.
-const POLL_FIRST: Duration = Duration::from_millis(100);
-const POLL_MAX: Duration = Duration::from_secs(1);
+
+/// What a DELETE left behind.
+enum Deletion {
+    /// The pod is gone (or was already).
+    Gone,
+    /// The pod is terminating: it goes when its grace period ends.
+    Terminating,
+}
 
 /// The Kubernetes [`PodRuntime`]: pods in one namespace, labelled as alsy's. Cheap to clone;
 /// clones share the rate limit.
@@ -35,7 +40,6 @@ pub struct KubeRuntime {
     pods: Api<Pod>,
     namespace: String,
     request_timeout: Duration,
-    restart_timeout: Duration,
     pod_security: PodSecurity,
     limiter: Option<Arc<RateLimiter>>,
     log: Logger,
@@ -55,7 +59,6 @@ impl KubeRuntime {
             log: log.new(slog::o!("component" => "runtime/k8s", "namespace" => namespace.clone())),
             namespace,
             request_timeout: settings.request_timeout,
-            restart_timeout: settings.restart_timeout,
             pod_security: settings.pod_security,
             limiter: RateLimiter::new(settings.qps).map(Arc::new),
         }
@@ -84,17 +87,28 @@ impl KubeRuntime {
         runtime_error(pod, what, self.request_timeout, error)
     }
 
-    /// Deletes `name`; returns the uid of the pod the deletion was accepted for, `None` when it
-    /// was gone already (or the API answered with a bare Status).
-    async fn delete_pod(&self, name: &PodName) -> Result<Option<String>, RuntimeError> {
+    /// Deletes `name` with the pod's own grace period, and says whether it is gone.
+    async fn delete_pod(&self, name: &PodName) -> Result<Deletion, RuntimeError> {
         match self
             .call(self.pods.delete(name.as_str(), &DeleteParams::default()))
             .await
         {
-            Ok(deleted) => Ok(deleted.left().and_then(|pod| pod.metadata.uid)),
+            // The API server answers with the pod: a grace period above zero means it is
+            // terminating; zero (a pod that had finished, or was never bound) that it is gone,
+            // unless a finalizer holds it, which the create that follows a restart finds out.
+            // A bare Status (no pod) means the deletion is done.
+            Ok(answer) => {
+                let grace = answer
+                    .left()
+                    .and_then(|pod| pod.metadata.deletion_grace_period_seconds);
+                Ok(match grace.unwrap_or(0) > 0 {
+                    true => Deletion::Terminating,
+                    false => Deletion::Gone,
+                })
+            }
             Err(error) if error.is_not_found() => {
                 debug!(self.log, "pod already gone"; "pod" => name.as_str());
-                Ok(None)
+                Ok(Deletion::Gone)
             }
             Err(error) => Err(self.failed(Some(name), "delete", error)),
         }
@@ -128,45 +142,6 @@ impl KubeRuntime {
                 pod: Some(name.clone()),
                 detail: "create: the pod existed, then was gone when read".into(),
             }),
-        }
-    }
-
-    /// Polls until no pod named `name` with uid `old_uid` exists (any pod at all when the uid is
-    /// unknown), for at most the restart timeout.
-    async fn wait_until_gone(
-        &self,
-        name: &PodName,
-        old_uid: Option<&str>,
-    ) -> Result<(), RuntimeError> {
-        let deadline = Instant::now() + self.restart_timeout;
-        let mut pause = POLL_FIRST;
-        let mut last_problem = String::from("it is still terminating");
-        loop {
-            match self.call(self.pods.get_opt(name.as_str())).await {
-                Ok(None) => return Ok(()),
-                Ok(Some(pod)) if old_uid.is_some() && pod.metadata.uid.as_deref() != old_uid => {
-                    return Ok(());
-                }
-                Ok(Some(_)) => {}
-                Err(error) => match self.failed(Some(name), "get", error) {
-                    // A hiccup while waiting is no reason to give up before the deadline.
-                    RuntimeError::Unavailable { detail, .. } => last_problem = detail,
-                    rejected => return Err(rejected),
-                },
-            }
-            let now = Instant::now();
-            if now >= deadline {
-                return Err(RuntimeError::Unavailable {
-                    pod: Some(name.clone()),
-                    detail: format!(
-                        "restart: the old pod was not gone after {:?} ({last_problem})",
-                        self.restart_timeout
-                    ),
-                });
-            }
-            // The last look is at the deadline itself.
-            tokio::time::sleep(pause.min(deadline - now)).await;
-            pause = (pause * 2).min(POLL_MAX);
         }
     }
 }
@@ -220,16 +195,21 @@ impl PodRuntime for KubeRuntime {
         self.delete_pod(name).await.map(drop)
     }
 
-    async fn restart(&self, pod: &DesiredPod) -> Result<(), RuntimeError> {
-        let began = Instant::now();
-        if let Some(uid) = self.delete_pod(&pod.name).await? {
-            self.wait_until_gone(&pod.name, Some(&uid)).await?;
-            debug!(self.log, "old pod gone, creating it again";
-                "pod" => pod.name.as_str(), "waited_ms" => began.elapsed().as_millis() as u64);
-        } else {
-            // Gone already, or deleted without telling us which pod: make sure no pod remains.
-            self.wait_until_gone(&pod.name, None).await?;
+    async fn restart(&self, pod: &DesiredPod) -> Result<Restarted, RuntimeError> {
+        if let Deletion::Terminating = self.delete_pod(&pod.name).await? {
+            debug!(self.log, "old pod terminating; a later pass creates its successor";
+                "pod" => pod.name.as_str());
+            return Ok(Restarted::OldPodTerminating);
         }
-        self.create(pod).await
+        let manifest = pod_manifest(pod, self.pod_security);
+        match self
+            .call(self.pods.create(&PostParams::default(), &manifest))
+            .await
+        {
+            Ok(_) => Ok(Restarted::Replaced),
+            // The old pod is still there after all (a finalizer holds it): the successor waits.
+            Err(error) if error.is_already_exists() => Ok(Restarted::OldPodTerminating),
+            Err(error) => Err(self.failed(Some(&pod.name), "create", error)),
+        }
     }
 }

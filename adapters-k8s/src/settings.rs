@@ -15,8 +15,9 @@ pub struct KubeSettings {
     pub kubeconfig: Option<PathBuf>,
     /// Bound on each API call (`ALSY__K8S__REQUEST_TIMEOUT`).
     pub request_timeout: Duration,
-    /// How long `restart` waits for the old pod to be gone (`ALSY__K8S__RESTART_TIMEOUT`); the
-    /// default is more than the pods' 30s termination grace period.
+    /// No longer used: a restart never waits for the old pod (README.md, "Restarts and
+    /// terminating pods"). Still read and checked (`ALSY__K8S__RESTART_TIMEOUT`) so that
+    /// configurations written for earlier versions start.
     pub restart_timeout: Duration,
     /// Client-side rate limit in requests per second, with bursts of up to one second's worth
     /// (`ALSY__K8S__QPS`); 0 turns it off.

@@ -14,10 +14,12 @@ mod watcher;
 
 pub use observer::{PassFigures, PassObserver};
 pub use ports::{
-    ClientRepository, ConnectionCounts, HeldPassLock, PassLock, PodRuntime, RepoError,
+    ClientRepository, ConnectionCounts, HeldPassLock, PassLock, PodRuntime, RepoError, Restarted,
     RuntimeError, StoredClients,
 };
 pub use reconciler::Reconciler;
 pub use report::{FailedPart, HeldClient, Operation, PassOutcome, PassReport, PodFailure, Trigger};
 pub use service::{PodView, Service, ServiceError};
-pub use watcher::{ShuttingDown, SyncSettings, Watcher, WatcherDead, WatcherHandle};
+pub use watcher::{
+    RECHECK_FIRST, RECHECK_MAX, ShuttingDown, SyncSettings, Watcher, WatcherDead, WatcherHandle,
+};

@@ -183,6 +183,18 @@ pub trait PodRuntime: Send + Sync + 'static {
     /// accepted the deletion, without waiting for the pod to terminate.
     async fn delete(&self, name: &PodName) -> Result<(), RuntimeError>;
 
-    /// Deletes the pod, waits until it is gone, and creates it again from `pod`.
-    async fn restart(&self, pod: &DesiredPod) -> Result<(), RuntimeError>;
+    /// Deletes the pod and, if the runtime removed it at once (no grace period, or a pod that
+    /// had finished), creates it again from `pod`. Never waits for a grace period: when the old
+    /// pod is still terminating it answers [`Restarted::OldPodTerminating`], and a later pass
+    /// creates the successor once the old pod is gone. A missing pod is simply created.
+    async fn restart(&self, pod: &DesiredPod) -> Result<Restarted, RuntimeError>;
+}
+
+/// How far a [`PodRuntime::restart`] got.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Restarted {
+    /// The old pod is gone and its successor created.
+    Replaced,
+    /// The old pod is deleted and still terminating: no successor yet.
+    OldPodTerminating,
 }

@@ -11,7 +11,7 @@ use slog::{Logger, error, info, o, warn};
 use alsy_domain::{Acknowledgement, ClientId, DesiredState, PodAction, Policy, plan};
 
 use crate::observer::{PassFigures, PassObserver};
-use crate::ports::{ClientRepository, PassLock, PodRuntime, RuntimeError};
+use crate::ports::{ClientRepository, PassLock, PodRuntime, Restarted, RuntimeError};
 
 /// Acknowledgements per storage call: at most two statements on PostgreSQL (one for plain
 /// acknowledgements, one for restart marks), well within the write timeout.
@@ -78,6 +78,7 @@ impl Reconciler {
             created: Vec::new(),
             deleted: Vec::new(),
             restarted: Vec::new(),
+            terminating: Vec::new(),
             failed: Vec::new(),
             held: Vec::new(),
         };
@@ -119,6 +120,7 @@ impl Reconciler {
             "created" => report.created.len(),
             "deleted" => report.deleted.len(),
             "restarted" => report.restarted.len(),
+            "terminating" => report.terminating.len(),
             "failed" => report.failed.len(),
             "held" => report.held.len(),
             "duration_ms" => report.duration.as_secs_f64() * 1000.0,
@@ -195,17 +197,33 @@ impl Reconciler {
         // hundreds of thousands of pods.
         drop((desired, observed));
 
-        let mut client_ok: BTreeMap<ClientId, bool> = BTreeMap::new();
+        report.terminating = plan.waiting;
+        // Whether all of a client's operations are done: succeeded, and for a restart, the
+        // successor created (not just the old pod deleted).
+        let mut client_done: BTreeMap<ClientId, bool> = BTreeMap::new();
         let mut results = futures::stream::iter(plan.actions)
             .map(|action| async move {
                 let name = action.pod_name().clone();
                 let client = name.owner().map(|(_, id)| id);
                 let (operation, result) = match &action {
-                    PodAction::Create(pod) => (Operation::Create, self.runtime.create(pod).await),
-                    PodAction::Delete(name) => (Operation::Delete, self.runtime.delete(name).await),
-                    PodAction::Restart { pod, .. } => {
-                        (Operation::Restart, self.runtime.restart(pod).await)
-                    }
+                    PodAction::Create(pod) => (
+                        Operation::Create,
+                        self.runtime.create(pod).await.map(|()| Done::Yes),
+                    ),
+                    PodAction::Delete(name) => (
+                        Operation::Delete,
+                        self.runtime.delete(name).await.map(|()| Done::Yes),
+                    ),
+                    PodAction::Restart { pod, .. } => (
+                        Operation::Restart,
+                        self.runtime
+                            .restart(pod)
+                            .await
+                            .map(|restarted| match restarted {
+                                Restarted::Replaced => Done::Yes,
+                                Restarted::OldPodTerminating => Done::WaitingForOldPod,
+                            }),
+                    ),
                 };
                 self.log_operation(operation, &name, &result);
                 (client, operation, name, result)
@@ -214,14 +232,19 @@ impl Reconciler {
         while let Some((client, operation, name, result)) = results.next().await {
             // Pods not named by alsy are only ever deleted: no client to acknowledge.
             if let Some(client) = client {
-                *client_ok.entry(client).or_insert(true) &= result.is_ok();
+                *client_done.entry(client).or_insert(true) &= matches!(result, Ok(Done::Yes));
             }
             match result {
-                Ok(()) => match operation {
-                    Operation::Create => report.created.push(name),
-                    Operation::Delete => report.deleted.push(name),
-                    Operation::Restart => report.restarted.push(name),
-                },
+                Ok(done) => {
+                    if done == Done::WaitingForOldPod {
+                        report.terminating.push(name.clone());
+                    }
+                    match operation {
+                        Operation::Create => report.created.push(name),
+                        Operation::Delete => report.deleted.push(name),
+                        Operation::Restart => report.restarted.push(name),
+                    }
+                }
                 Err(e) => report.failed.push(PodFailure {
                     pod: name,
                     operation,
@@ -234,16 +257,19 @@ impl Reconciler {
             &mut report.created,
             &mut report.deleted,
             &mut report.restarted,
+            &mut report.terminating,
         ] {
             list.sort();
         }
         report.failed.sort_by(|a, b| a.pod.cmp(&b.pod));
 
-        // A client with a failed operation keeps its mark and is retried on the next pass.
+        // A client with a failed operation keeps its mark and is retried on the next pass; one
+        // whose restart left the old pod terminating keeps it until a later pass has created
+        // the successor.
         let acks: Vec<Acknowledgement> = plan
             .acknowledgements
             .into_iter()
-            .filter(|ack| client_ok.get(&ack.client_id).copied().unwrap_or(true))
+            .filter(|ack| client_done.get(&ack.client_id).copied().unwrap_or(true))
             .collect();
         let now = SystemTime::now();
         for batch in acks.chunks(ACK_BATCH) {
@@ -267,11 +293,15 @@ impl Reconciler {
         &self,
         operation: Operation,
         pod: &alsy_domain::PodName,
-        result: &Result<(), RuntimeError>,
+        result: &Result<Done, RuntimeError>,
     ) {
         let pod_operation = format!("<{}> {}", operation.tag(), pod);
         match result {
-            Ok(()) => {
+            Ok(Done::WaitingForOldPod) => {
+                info!(self.log, "pod restart begun: the old pod is terminating; a later pass creates its successor once it is gone";
+                    "pod_operation" => pod_operation);
+            }
+            Ok(Done::Yes) => {
                 let msg = match operation {
                     Operation::Create => "pod created",
                     Operation::Delete => "pod deleted",
@@ -289,4 +319,14 @@ impl Reconciler {
             }
         }
     }
+}
+
+/// Whether a successful pod operation finished what it was for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Done {
+    /// Yes: created, deleted, or deleted and created again.
+    Yes,
+    /// A restart deleted the old pod, which is still terminating: its successor is for a later
+    /// pass.
+    WaitingForOldPod,
 }

@@ -16,6 +16,9 @@ pub enum Trigger {
     Nudge,
     /// `POST /api/v1/sync`.
     Request,
+    /// A pass the watcher runs again shortly after one that left pods terminating, so that their
+    /// successors are created soon after they are gone.
+    Recheck,
 }
 
 impl Trigger {
@@ -26,6 +29,7 @@ impl Trigger {
             Trigger::Interval => "interval",
             Trigger::Nudge => "nudge",
             Trigger::Request => "request",
+            Trigger::Recheck => "recheck",
         }
     }
 }
@@ -120,8 +124,13 @@ pub struct PassReport {
     pub created: Vec<PodName>,
     /// Pods deleted.
     pub deleted: Vec<PodName>,
-    /// Pods deleted and created again.
+    /// Pods restarted: deleted, and created again unless the old pod is still terminating (then
+    /// the pod is in `terminating` too, and a later pass creates its successor).
     pub restarted: Vec<PodName>,
+    /// Pods that should run whose old pod is still terminating: restarts this pass began, and
+    /// pods it found `Terminating` and left alone. A later pass creates their successors once
+    /// they are gone.
+    pub terminating: Vec<PodName>,
     /// Operations that failed.
     pub failed: Vec<PodFailure>,
     /// Clients held back, in id order; their pods were left alone.

@@ -1,5 +1,12 @@
 //! The watcher: runs a pass at start-up, on every interval tick, and shortly after API writes
 //! nudge it; `POST /api/v1/sync` runs one on demand. Passes never overlap.
+//!
+//! A pass that leaves pods terminating (a restart's old pod, say) is followed by rechecks: a
+//! pass [`RECHECK_FIRST`] later, then at growing intervals up to [`RECHECK_MAX`], until no pod
+//! that should run waits for a terminating one. That is how a restart's successor is created
+//! soon after the old pod is gone without any pass waiting for a grace period. A change feed
+//! from the runtime (a watch that nudges when a pod disappears) makes the successor come
+//! sooner; the rechecks remain the fallback.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
@@ -47,6 +54,20 @@ pub struct WatcherDead;
 #[error("the watcher is shutting down")]
 pub struct ShuttingDown;
 
+/// The first recheck after a pass that left pods terminating.
+pub const RECHECK_FIRST: Duration = Duration::from_secs(1);
+/// The longest wait between rechecks: a successor is created at most this long (plus a pass)
+/// after its old pod is gone.
+pub const RECHECK_MAX: Duration = Duration::from_secs(5);
+
+/// The wait before the recheck that follows `in_a_row` rechecks that still found pods
+/// terminating: 1 s, 2 s, 4 s, then 5 s.
+fn recheck_delay(in_a_row: u32) -> Duration {
+    RECHECK_FIRST
+        .saturating_mul(2u32.saturating_pow(in_a_row))
+        .min(RECHECK_MAX)
+}
+
 struct Shared {
     reconciler: Reconciler,
     /// Held for the whole of a pass: passes never overlap.
@@ -54,6 +75,8 @@ struct Shared {
     /// Shared, not copied: a first pass over 100k clients reports 300k pod names.
     last: Mutex<Option<Arc<PassReport>>>,
     nudged: Notify,
+    /// Told by every pass (whatever ran it) that left pods terminating.
+    terminating: Notify,
     nudges_on: bool,
     stopping: watch::Sender<bool>,
     /// False once the watcher task has ended, for whatever reason.
@@ -65,6 +88,9 @@ impl Shared {
         let _running = self.pass.lock().await;
         let report = Arc::new(self.reconciler.run_pass(trigger).await);
         *self.last.lock().unwrap_or_else(PoisonError::into_inner) = Some(report.clone());
+        if !report.terminating.is_empty() {
+            self.terminating.notify_one();
+        }
         report
     }
 }
@@ -126,6 +152,7 @@ impl Watcher {
             pass: tokio::sync::Mutex::new(()),
             last: Mutex::new(None),
             nudged: Notify::new(),
+            terminating: Notify::new(),
             nudges_on: !config.debounce.is_zero(),
             stopping: watch::channel(false).0,
             alive: AtomicBool::new(true),
@@ -186,6 +213,8 @@ async fn run(shared: Arc<Shared>, config: SyncSettings, _alive: Alive) {
     shared.pass(Trigger::Startup).await;
     let mut ticker = tokio::time::interval_at(Instant::now() + config.interval, config.interval);
     ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    let mut recheck: Option<Instant> = None;
+    let mut rechecks_in_a_row = 0;
     loop {
         if *stopping.borrow_and_update() {
             return;
@@ -193,6 +222,14 @@ async fn run(shared: Arc<Shared>, config: SyncSettings, _alive: Alive) {
         let trigger = tokio::select! {
             _ = stopping.changed() => return,
             _ = ticker.tick() => Trigger::Interval,
+            _ = shared.terminating.notified() => {
+                recheck.get_or_insert_with(|| Instant::now() + recheck_delay(rechecks_in_a_row));
+                continue;
+            }
+            _ = tokio::time::sleep_until(recheck.unwrap_or_else(Instant::now)), if recheck.is_some() => {
+                rechecks_in_a_row += 1;
+                Trigger::Recheck
+            }
             _ = shared.nudged.notified() => {
                 tokio::select! {
                     _ = stopping.changed() => return,
@@ -200,12 +237,30 @@ async fn run(shared: Arc<Shared>, config: SyncSettings, _alive: Alive) {
                 }
             }
         };
+        // Whatever ran, the pass looks at every pod: it asks for a recheck itself if it still
+        // finds pods terminating.
+        recheck = None;
         let report = shared.pass(trigger).await;
+        if report.terminating.is_empty() {
+            rechecks_in_a_row = 0;
+        }
         // Another replica held the lock, and it may have read the desired state before the write
         // that nudged us: a skipped nudge is owed, so try again after the debounce until a pass
         // of ours runs (the holder's passes are short next to the 5-minute interval).
         if trigger == Trigger::Nudge && report.outcome == PassOutcome::Skipped {
             shared.nudged.notify_one();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rechecks_back_off_from_one_second_to_five() {
+        let delays: Vec<u64> = (0..6).map(|n| recheck_delay(n).as_secs()).collect();
+        assert_eq!(delays, [1, 2, 4, 5, 5, 5]);
+        assert_eq!(recheck_delay(u32::MAX), RECHECK_MAX);
     }
 }

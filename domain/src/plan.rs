@@ -5,7 +5,7 @@ use std::cmp::Ordering;
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::SystemTime;
 
-use crate::{Algorithm, Client, ClientId, DesiredPod, ObservedPod, PodName};
+use crate::{Algorithm, Client, ClientId, DesiredPod, ObservedPod, PodName, PodPhase};
 
 /// What should run: a pod per switched-on algorithm, and the clients marked for restart.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -34,6 +34,7 @@ impl DesiredState {
                 mem: client.spec.mem.clone(),
                 version: client.spec.version,
                 priority: client.spec.priority,
+                restart_mark: client.need_restart.then_some(client.updated_at),
             })
         }));
         let restarts = clients
@@ -55,7 +56,7 @@ impl DesiredState {
     }
 }
 
-/// Why a running pod is deleted and created again.
+/// Why a running pod is deleted and created again (its successor once it is gone).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RestartCause {
     /// Its client was marked `need_restart`.
@@ -71,7 +72,8 @@ pub enum PodAction {
     Create(DesiredPod),
     /// Stop a pod that runs and shouldn't (switched off, or its client deleted).
     Delete(PodName),
-    /// Delete a pod, then create it again from the current spec.
+    /// Delete a pod, then create it again from the current spec: at once if the runtime removes
+    /// it at once, else in a later pass once it is gone.
     Restart {
         /// The pod as it should run afterwards.
         pod: DesiredPod,
@@ -106,8 +108,12 @@ pub struct Acknowledgement {
 pub struct Plan {
     /// At most one action per pod, sorted by pod name.
     pub actions: Vec<PodAction>,
-    /// Clients to acknowledge once all their actions succeed, sorted by client id.
+    /// Clients to acknowledge once all their actions succeed (a restart whose old pod is still
+    /// terminating has not succeeded yet), sorted by client id.
     pub acknowledgements: Vec<Acknowledgement>,
+    /// Desired pods seen `Terminating`, sorted: left alone, their successors wait until they
+    /// are gone.
+    pub waiting: Vec<PodName>,
 }
 
 impl Plan {
@@ -120,7 +126,26 @@ impl Plan {
 /// Compares what should run with what runs:
 /// - a desired pod that is missing is created;
 /// - an observed pod that is not desired is deleted;
-/// - a desired pod of a client marked for restart, or one that has terminated, is restarted.
+/// - a desired pod of a client marked for restart, or one that has terminated, is restarted;
+/// - a pod being deleted (`Terminating`) is left alone: never deleted again, and a desired one
+///   waits (see [`Plan::waiting`]) until it is gone, when a later pass sees it missing and
+///   creates its successor.
+///
+/// How a pass knows where a client's restart stands, with no state of its own: the pods created
+/// for a client marked `need_restart` carry the mark's `updated_at`
+/// ([`DesiredPod::restart_mark`]). For each desired pod of a marked client:
+/// - it runs and does not carry this mark: it is the old pod, so it is restarted (deleted; its
+///   successor is created at once if the runtime removes it at once, else by a later pass);
+/// - it is `Terminating`: the restart is in progress; wait;
+/// - it is missing: the old pod is gone; create the successor, carrying the mark;
+/// - it carries this mark: it is the replacement.
+///
+/// The client is acknowledged (mark cleared, compare-and-set on the same `updated_at`) once
+/// every desired pod of it is a replacement or is created by this plan; never while one of
+/// them is still terminating. A write that arrives meanwhile changes `updated_at`, so the
+/// replacements no longer carry the current mark and are restarted once more: an update during
+/// a restart costs one extra restart, never a lost one. The mark is compared for equality, not
+/// order: it needs no clock shared by storage and the runtime.
 ///
 /// Only `observed` pods are ever deleted, so a plan never names a pod outside the managed set,
 /// and no action names a pod of a held client.
@@ -144,6 +169,8 @@ pub fn plan(desired: &DesiredState, observed: &[ObservedPod]) -> Plan {
         match pod.name.owner() {
             Some((_, client)) if held(&client) => {}
             Some((algorithm, client)) => running.push(((client, algorithm), pod)),
+            // Being deleted already: deleting it again would only repeat the request.
+            None if pod.phase == PodPhase::Terminating => {}
             // Managed, but not in alsy's `{algorithm}-{id}` form: never desired.
             None => actions.push(PodAction::Delete(pod.name.clone())),
         }
@@ -153,6 +180,9 @@ pub fn plan(desired: &DesiredState, observed: &[ObservedPod]) -> Plan {
     actions.dedup_by(|a, b| a.pod_name() == b.pod_name());
 
     let mut spawning = BTreeSet::new();
+    // Clients with a desired pod still terminating: their pods are not all (re)started yet.
+    let mut unsettled = BTreeSet::new();
+    let mut waiting = Vec::new();
     let (mut wanted, mut running) = (
         wanted.into_iter().peekable(),
         running.into_iter().peekable(),
@@ -168,9 +198,17 @@ pub fn plan(desired: &DesiredState, observed: &[ObservedPod]) -> Plan {
             Ordering::Less => wanted.next().map(|(_, pod)| PodAction::Create(pod.clone())),
             Ordering::Greater => running
                 .next()
+                .filter(|(_, seen)| seen.phase != PodPhase::Terminating)
                 .map(|(_, seen)| PodAction::Delete(seen.name.clone())),
             Ordering::Equal => match (wanted.next(), running.next()) {
-                (Some((_, pod)), _) if desired.restarts.contains_key(&pod.client_id) => {
+                (Some((_, pod)), Some((_, seen))) if seen.phase == PodPhase::Terminating => {
+                    unsettled.insert(pod.client_id);
+                    waiting.push(seen.name.clone());
+                    None
+                }
+                (Some((_, pod)), Some((_, seen)))
+                    if pod.restart_mark.is_some() && seen.restart_mark != pod.restart_mark =>
+                {
                     Some(PodAction::Restart {
                         pod: pod.clone(),
                         cause: RestartCause::Requested,
@@ -192,6 +230,7 @@ pub fn plan(desired: &DesiredState, observed: &[ObservedPod]) -> Plan {
         actions.push(action);
     }
     actions.sort_unstable_by(|a, b| a.pod_name().cmp(b.pod_name()));
+    waiting.sort_unstable();
 
     let mut acknowledgements: BTreeMap<ClientId, Acknowledgement> = spawning
         .into_iter()
@@ -214,9 +253,11 @@ pub fn plan(desired: &DesiredState, observed: &[ObservedPod]) -> Plan {
             },
         );
     }
+    acknowledgements.retain(|client_id, _| !unsettled.contains(client_id));
     Plan {
         actions,
         acknowledgements: acknowledgements.into_values().collect(),
+        waiting,
     }
 }
 
@@ -256,9 +297,14 @@ mod tests {
     }
 
     fn observed(name: &str, phase: PodPhase) -> ObservedPod {
+        ObservedPod::new(PodName::parse(name).unwrap(), phase)
+    }
+
+    /// A pod created for `client`'s current restart mark: its replacement.
+    fn replacement(name: &str, client: &Client) -> ObservedPod {
         ObservedPod {
-            name: PodName::parse(name).unwrap(),
-            phase,
+            restart_mark: Some(client.updated_at),
+            ..observed(name, PodPhase::Running)
         }
     }
 
@@ -273,35 +319,87 @@ mod tests {
             .collect()
     }
 
-    /// What the runtime holds after every action of `plan` succeeded.
+    /// What the runtime holds after every action of `plan` succeeded, on a runtime that removes
+    /// deleted pods at once.
     fn apply(plan: &Plan, observed: &[ObservedPod]) -> Vec<ObservedPod> {
-        let mut pods: BTreeMap<PodName, PodPhase> =
-            observed.iter().map(|p| (p.name.clone(), p.phase)).collect();
+        apply_with_grace(plan, observed, false)
+    }
+
+    /// Like [`apply`]; with `grace`, deleted pods (restarted ones included) stay `Terminating`
+    /// and restarts create no successor, as on a cluster whose pods have a grace period.
+    fn apply_with_grace(plan: &Plan, observed: &[ObservedPod], grace: bool) -> Vec<ObservedPod> {
+        let mut pods: BTreeMap<PodName, ObservedPod> = observed
+            .iter()
+            .map(|p| (p.name.clone(), p.clone()))
+            .collect();
+        let terminate = |pods: &mut BTreeMap<PodName, ObservedPod>, name: &PodName| {
+            if grace {
+                if let Some(pod) = pods.get_mut(name) {
+                    pod.phase = PodPhase::Terminating;
+                }
+            } else {
+                pods.remove(name);
+            }
+        };
         for action in &plan.actions {
             match action {
-                PodAction::Delete(name) => {
-                    pods.remove(name);
-                }
+                PodAction::Delete(name) => terminate(&mut pods, name),
+                PodAction::Restart { pod, .. } if grace => terminate(&mut pods, &pod.name),
                 PodAction::Create(pod) | PodAction::Restart { pod, .. } => {
-                    pods.insert(pod.name.clone(), PodPhase::Pending);
+                    let created = ObservedPod {
+                        name: pod.name.clone(),
+                        phase: PodPhase::Pending,
+                        restart_mark: pod.restart_mark,
+                    };
+                    pods.insert(pod.name.clone(), created);
                 }
             }
         }
+        pods.into_values().collect()
+    }
+
+    /// The grace periods end: every terminating pod is gone.
+    fn grace_ends(pods: Vec<ObservedPod>) -> Vec<ObservedPod> {
         pods.into_iter()
-            .map(|(name, phase)| ObservedPod { name, phase })
+            .filter(|p| p.phase != PodPhase::Terminating)
             .collect()
     }
 
     /// What storage holds after every acknowledgement of `plan` succeeded.
     fn acknowledge(plan: &Plan, clients: &[Client]) -> Vec<Client> {
+        acknowledge_unless(plan, clients, &BTreeSet::new())
+    }
+
+    /// Like [`acknowledge`], without the clients in `unfinished` (the reconciler drops the
+    /// acknowledgement of a client whose restart left its old pod terminating).
+    fn acknowledge_unless(
+        plan: &Plan,
+        clients: &[Client],
+        unfinished: &BTreeSet<ClientId>,
+    ) -> Vec<Client> {
         let mut clients = clients.to_vec();
-        for ack in &plan.acknowledgements {
+        for ack in plan
+            .acknowledgements
+            .iter()
+            .filter(|a| !unfinished.contains(&a.client_id))
+        {
             let client = clients.iter_mut().find(|c| c.id == ack.client_id).unwrap();
             if ack.restart_seen == Some(client.updated_at) {
                 client.need_restart = false;
             }
         }
         clients
+    }
+
+    /// The clients with a restart in `plan`.
+    fn restarting(plan: &Plan) -> BTreeSet<ClientId> {
+        plan.actions
+            .iter()
+            .filter_map(|a| match a {
+                PodAction::Restart { pod, .. } => Some(pod.client_id),
+                _ => None,
+            })
+            .collect()
     }
 
     #[test]
@@ -392,6 +490,81 @@ mod tests {
         assert_eq!(names(&plan), ["delete vwap-9"]);
     }
 
+    #[test]
+    fn a_terminating_pod_is_never_deleted_again_nor_replaced_while_it_exists() {
+        let clients = [client(1, status(true, false, false), false)];
+        let observed = [
+            observed("vwap-1", PodPhase::Terminating),
+            observed("twap-1", PodPhase::Terminating),
+            observed("not-alsys-form", PodPhase::Terminating),
+        ];
+        let plan = plan(&DesiredState::from_clients(&clients), &observed);
+        assert!(plan.actions.is_empty(), "{:?}", plan.actions);
+        assert_eq!(plan.waiting, [PodName::parse("vwap-1").unwrap()]);
+        assert!(plan.acknowledgements.is_empty());
+    }
+
+    #[test]
+    fn a_restart_waits_for_the_old_pod_then_creates_the_successor_then_acknowledges() {
+        let marked = [client(1, status(true, false, false), true)];
+        let desired = DesiredState::from_clients(&marked);
+        let running = [observed("vwap-1", PodPhase::Running)];
+
+        // The old pod runs: restart it. Its old pod then terminates.
+        let first = plan(&desired, &running);
+        assert_eq!(names(&first), ["restart vwap-1 Requested"]);
+
+        // Still marked, old pod terminating: wait, acknowledge nothing.
+        let terminating = [observed("vwap-1", PodPhase::Terminating)];
+        let second = plan(&desired, &terminating);
+        assert!(second.is_empty(), "{second:?}");
+        assert_eq!(names(&second), Vec::<String>::new());
+
+        // Gone: create the successor, carrying the mark, and acknowledge once it exists.
+        let third = plan(&desired, &[]);
+        assert_eq!(names(&third), ["create vwap-1"]);
+        let PodAction::Create(successor) = &third.actions[0] else {
+            unreachable!()
+        };
+        assert_eq!(successor.restart_mark, Some(marked[0].updated_at));
+        assert_eq!(
+            third.acknowledgements,
+            [Acknowledgement {
+                client_id: marked[0].id,
+                restart_seen: Some(marked[0].updated_at)
+            }]
+        );
+
+        // The replacement exists but the acknowledgement was lost: acknowledge, touch nothing.
+        let fourth = plan(&desired, &[replacement("vwap-1", &marked[0])]);
+        assert!(fourth.actions.is_empty());
+        assert_eq!(fourth.acknowledgements, third.acknowledgements);
+    }
+
+    #[test]
+    fn an_update_during_a_restart_restarts_the_replacement_once_more() {
+        let mut marked = client(1, status(true, false, false), true);
+        let made_for_the_first_mark = replacement("vwap-1", &marked);
+        marked.updated_at += Duration::from_secs(1);
+        let plan = plan(
+            &DesiredState::from_clients(&[marked]),
+            &[made_for_the_first_mark],
+        );
+        assert_eq!(names(&plan), ["restart vwap-1 Requested"]);
+    }
+
+    #[test]
+    fn a_client_is_acknowledged_only_when_none_of_its_pods_is_terminating() {
+        let marked = client(1, status(true, true, false), true);
+        let running = [
+            replacement("vwap-1", &marked),
+            observed("twap-1", PodPhase::Terminating),
+        ];
+        let plan = plan(&DesiredState::from_clients(&[marked]), &running);
+        assert!(plan.is_empty(), "{plan:?}");
+        assert_eq!(plan.waiting, [PodName::parse("twap-1").unwrap()]);
+    }
+
     fn arb_clients() -> impl Strategy<Value = Vec<Client>> {
         prop::collection::btree_map(1i64..40, (any::<[bool; 3]>(), any::<bool>()), 0..20).prop_map(
             |m| {
@@ -409,10 +582,13 @@ mod tests {
             Just(PodPhase::Succeeded),
             Just(PodPhase::Failed),
             Just(PodPhase::Unknown),
+            Just(PodPhase::Terminating),
         ]
     }
 
-    /// Pods with alsy's names for clients that may or may not exist, and pods of other forms.
+    /// Pods with alsy's names for clients that may or may not exist, and pods of other forms;
+    /// some created for no restart mark, some for their client's current mark (as the
+    /// `updated_at` of [`client`]), some for an older one.
     fn arb_observed() -> impl Strategy<Value = Vec<ObservedPod>> {
         let ours = (0usize..3, 1i64..50).prop_map(|(a, id)| {
             PodName::of(Algorithm::ALL[a], ClientId::new(id).unwrap())
@@ -420,14 +596,26 @@ mod tests {
                 .to_owned()
         });
         let other = "[a-z][a-z0-9-]{0,10}[a-z0-9]";
-        prop::collection::btree_map(prop_oneof![ours, other], arb_phase(), 0..30).prop_map(|m| {
-            m.into_iter()
-                .map(|(name, phase)| ObservedPod {
-                    name: PodName::parse(&name).unwrap(),
-                    phase,
-                })
-                .collect()
-        })
+        let mark = prop::option::of(any::<bool>());
+        prop::collection::btree_map(prop_oneof![ours, other], (arb_phase(), mark), 0..30).prop_map(
+            |m| {
+                m.into_iter()
+                    .map(|(name, (phase, mark))| {
+                        let name = PodName::parse(&name).unwrap();
+                        let current = name.owner().map_or(0, |(_, id)| id.get() as u64);
+                        let restart_mark = mark.map(|current_mark| {
+                            let secs = if current_mark { current } else { 1000 };
+                            SystemTime::UNIX_EPOCH + Duration::from_secs(secs)
+                        });
+                        ObservedPod {
+                            name,
+                            phase,
+                            restart_mark,
+                        }
+                    })
+                    .collect()
+            },
+        )
     }
 
     proptest! {
@@ -440,9 +628,10 @@ mod tests {
             let wanted: BTreeSet<_> = desired.pods.iter().map(|p| &p.name).collect();
             let plan = plan(&desired, &observed);
             for pod in &observed {
+                let mark = pod.name.owner().and_then(|(_, id)| desired.restarts.get(&id));
                 let settled = wanted.contains(&pod.name)
                     && !pod.phase.is_terminated()
-                    && !pod.name.owner().is_some_and(|(_, id)| desired.restarts.contains_key(&id));
+                    && mark.is_none_or(|mark| pod.restart_mark == Some(*mark));
                 if settled {
                     prop_assert!(
                         !plan.actions.iter().any(|a| a.pod_name() == &pod.name),
@@ -492,9 +681,73 @@ mod tests {
         ) {
             let desired = DesiredState::from_clients(&clients);
             let after = apply(&plan(&desired, &observed), &observed);
-            let after: BTreeSet<_> = after.iter().map(|p| &p.name).collect();
             let wanted: BTreeSet<_> = desired.pods.iter().map(|p| &p.name).collect();
-            prop_assert_eq!(after, wanted);
+            // A pod still terminating stays until its grace period ends, desired or not; a
+            // desired one stands for its successor, which comes once it is gone.
+            let present: BTreeSet<_> = after.iter().map(|p| &p.name).collect();
+            prop_assert!(wanted.is_subset(&present), "{wanted:?} {present:?}");
+            for pod in after.iter().filter(|p| !wanted.contains(&p.name)) {
+                prop_assert_eq!(pod.phase, PodPhase::Terminating, "{}", pod.name);
+            }
+        }
+
+        #[test]
+        fn a_terminating_pod_is_never_touched_and_holds_back_its_clients_acknowledgement(
+            clients in arb_clients(),
+            observed in arb_observed(),
+        ) {
+            let desired = DesiredState::from_clients(&clients);
+            let wanted: BTreeSet<_> = desired.pods.iter().map(|p| &p.name).collect();
+            let plan = plan(&desired, &observed);
+            for pod in observed.iter().filter(|p| p.phase == PodPhase::Terminating) {
+                prop_assert!(
+                    !plan.actions.iter().any(|a| a.pod_name() == &pod.name),
+                    "{} is terminating but the plan touches it", pod.name
+                );
+                prop_assert_eq!(plan.waiting.contains(&pod.name), wanted.contains(&pod.name));
+                if let Some((_, client)) = pod.name.owner().filter(|_| wanted.contains(&pod.name)) {
+                    prop_assert!(!plan.acknowledgements.iter().any(|a| a.client_id == client));
+                }
+            }
+        }
+
+        #[test]
+        fn restarts_through_terminating_pods_replace_every_marked_pod_once_and_settle(
+            clients in arb_clients(),
+            observed in arb_observed(),
+        ) {
+            let desired = DesiredState::from_clients(&clients);
+            let marked = desired.restarts.clone();
+            // Pass 1 on a cluster with grace periods: deleted and restarted pods terminate;
+            // a client whose restart left its old pod terminating is not acknowledged.
+            let first = plan(&desired, &observed);
+            let pods = apply_with_grace(&first, &observed, true);
+            let clients = acknowledge_unless(&first, &clients, &restarting(&first));
+            // Pass 2 while they terminate: nothing terminating is touched.
+            let second = plan(&DesiredState::from_clients(&clients), &pods);
+            for action in &second.actions {
+                let pod = pods.iter().find(|p| &p.name == action.pod_name());
+                prop_assert!(pod.is_none_or(|p| p.phase != PodPhase::Terminating), "{action:?}");
+            }
+            let pods = apply_with_grace(&second, &pods, true);
+            let clients = acknowledge_unless(&second, &clients, &restarting(&second));
+            // The grace periods end; pass 3 creates the successors and acknowledges.
+            let pods = grace_ends(pods);
+            let third = plan(&DesiredState::from_clients(&clients), &pods);
+            let pods = apply(&third, &pods);
+            let clients = acknowledge(&third, &clients);
+            prop_assert!(clients.iter().all(|c| !c.need_restart));
+            let settled = DesiredState::from_clients(&clients);
+            let names: BTreeSet<_> = pods.iter().map(|p| &p.name).collect();
+            let wanted: BTreeSet<_> = settled.pods.iter().map(|p| &p.name).collect();
+            prop_assert_eq!(names, wanted);
+            // Every pod of a client that was marked is a replacement made for its mark.
+            for pod in &pods {
+                if let Some(mark) = pod.name.owner().and_then(|(_, id)| marked.get(&id)) {
+                    prop_assert_eq!(pod.restart_mark, Some(*mark), "{}", pod.name);
+                }
+            }
+            prop_assert!(plan(&settled, &pods).is_empty());
         }
 
         #[test]

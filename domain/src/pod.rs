@@ -2,6 +2,7 @@
 //! ([`ObservedPod`]), both named by [`PodName`].
 
 use std::fmt;
+use std::time::SystemTime;
 
 use serde::Serialize;
 
@@ -71,6 +72,10 @@ pub struct DesiredPod {
     pub version: Version,
     /// The client's priority.
     pub priority: Priority,
+    /// For a client marked `need_restart`: the `updated_at` read with the mark. The pod created
+    /// for it carries this value, so a later pass can tell the replacement (same mark) from the
+    /// pod it replaces (none, or an older mark). `None` for a client not marked.
+    pub restart_mark: Option<SystemTime>,
 }
 
 /// A pod's lifecycle phase as the runtime reports it (Kubernetes' `status.phase`).
@@ -86,6 +91,9 @@ pub enum PodPhase {
     Failed,
     /// The runtime cannot tell.
     Unknown,
+    /// Being deleted (Kubernetes: `deletionTimestamp` set), whatever it was before: it is gone
+    /// once its grace period ends. Never deleted again, and its successor waits until it is gone.
+    Terminating,
 }
 
 impl PodPhase {
@@ -102,6 +110,7 @@ impl PodPhase {
             PodPhase::Succeeded => "Succeeded",
             PodPhase::Failed => "Failed",
             PodPhase::Unknown => "Unknown",
+            PodPhase::Terminating => "Terminating",
         }
     }
 }
@@ -119,6 +128,19 @@ pub struct ObservedPod {
     pub name: PodName,
     /// Its phase.
     pub phase: PodPhase,
+    /// The restart mark it was created for ([`DesiredPod::restart_mark`]), if any.
+    pub restart_mark: Option<SystemTime>,
+}
+
+impl ObservedPod {
+    /// A pod created for no restart mark.
+    pub fn new(name: PodName, phase: PodPhase) -> ObservedPod {
+        ObservedPod {
+            name,
+            phase,
+            restart_mark: None,
+        }
+    }
 }
 
 #[cfg(test)]
@@ -167,8 +189,14 @@ mod tests {
     fn only_failed_and_succeeded_pods_are_terminated() {
         assert!(PodPhase::Failed.is_terminated());
         assert!(PodPhase::Succeeded.is_terminated());
-        for live in [PodPhase::Pending, PodPhase::Running, PodPhase::Unknown] {
-            assert!(!live.is_terminated());
+        let others = [
+            PodPhase::Pending,
+            PodPhase::Running,
+            PodPhase::Unknown,
+            PodPhase::Terminating,
+        ];
+        for other in others {
+            assert!(!other.is_terminated(), "{other}");
         }
     }
 }

@@ -97,7 +97,7 @@ pub(crate) const DEFS: &[Def] = &[
     def("k8s.request_timeout", "bound on each Kubernetes API call"),
     def(
         "k8s.restart_timeout",
-        "how long a restart waits for the old pod to go",
+        "no longer used: a restart never waits for the old pod (accepted so older configurations start)",
     ),
     def(
         "k8s.qps",

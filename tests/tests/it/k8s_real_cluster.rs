@@ -2,13 +2,14 @@
 //! the test fails) it creates, lists, restarts and deletes a `pause` pod, next to a foreign pod
 //! that must survive untouched. The cluster is the one `ALSY_TEST_KUBECONFIG` names; without it,
 //! the envtest API server of the run, whose pods a stand-in kubelet runs, with a grace period on
-//! deletions so the restart waits for a terminating pod as it would on a node. Without either
-//! it says loudly that it did not run (and fails with `CI=true`).
+//! deletions as on a node: the restart returns while the old pod is `Terminating`, and the
+//! successor is created once it is gone. Without either it says loudly that it did not run (and
+//! fails with `CI=true`).
 
 use std::path::PathBuf;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use alsy_app::PodRuntime;
+use alsy_app::{PodRuntime, Restarted};
 use alsy_domain::{
     Algorithm, ClientId, DesiredPod, ImageRef, PodName, PodPhase, Priority, Quantity, Version,
 };
@@ -94,6 +95,7 @@ fn pause_pod(algorithm: Algorithm, id: i64) -> DesiredPod {
         mem: Quantity::parse("16Mi").unwrap(),
         version: Version::parse(1).unwrap(),
         priority: Priority::parse(1.0).unwrap(),
+        restart_mark: None,
     }
 }
 
@@ -110,7 +112,6 @@ async fn exercise(path: PathBuf, client: Client, namespace: String) {
         .expect("a foreign pod");
     let settings = KubeSettings {
         namespace: Some(namespace.clone()),
-        restart_timeout: Duration::from_secs(120),
         ..KubeSettings::default()
     };
     let log = slog::Logger::root(slog::Discard, slog::o!());
@@ -130,7 +131,19 @@ async fn exercise(path: PathBuf, client: Client, namespace: String) {
     let uid = |p: Pod| p.metadata.uid;
     let first = pods.get("vwap-1").await.map(uid).unwrap();
 
-    runtime.restart(&pod).await.unwrap();
+    // A running pod has a grace period (30 s by default on a node): the restart returns at
+    // once, leaving it terminating; its successor comes once it is gone.
+    let restarted = runtime.restart(&pod).await.unwrap();
+    assert_eq!(restarted, Restarted::OldPodTerminating);
+    assert_eq!(
+        phase_of(&runtime, &pod.name).await,
+        Some(PodPhase::Terminating)
+    );
+    eventually("the old pod is gone", PATIENCE, || async {
+        phase_of(&runtime, &pod.name).await.is_none()
+    })
+    .await;
+    assert_eq!(runtime.restart(&pod).await.unwrap(), Restarted::Replaced);
     let second = pods.get("vwap-1").await.map(uid).unwrap();
     assert_ne!(first, second, "restart replaced the pod");
     eventually("the restarted pod runs", PATIENCE, || async {

@@ -20,6 +20,9 @@ use self::clusters::{Cluster, Envtest, TestServer};
 /// milliseconds; the margin is for a busy machine).
 const PATIENCE: Duration = Duration::from_secs(30);
 
+/// The grace period of a restarted pod: long enough for several passes to see it terminating.
+const GRACE: Duration = Duration::from_secs(3);
+
 async fn clients_switches_restarts_and_deletes_become_pods_in_the_cluster(kube: impl Cluster) {
     let app = kube.app().await;
 
@@ -65,8 +68,13 @@ async fn clients_switches_restarts_and_deletes_become_pods_in_the_cluster(kube: 
         report["restarted"],
         json!([format!("hft-{id}"), format!("vwap-{id}")])
     );
-    let new_vwap = kube.pod(&format!("vwap-{id}")).await.unwrap();
-    assert_ne!(new_vwap.metadata.uid, vwap.metadata.uid);
+    // On a cluster with a grace period the successors come with a later pass.
+    eventually("the restart replaces the pods", PATIENCE, || async {
+        let new_vwap = kube.pod(&format!("vwap-{id}")).await;
+        new_vwap.is_some_and(|p| p.metadata.uid != vwap.metadata.uid)
+            && app.get(&format!("/api/v1/clients/{id}")).await.body["data"]["need_restart"] == false
+    })
+    .await;
 
     // One pod's create is refused: the other change is still made, and the next pass catches up.
     let switched = app
@@ -132,6 +140,60 @@ async fn a_failed_pod_in_the_cluster_is_replaced(kube: impl Cluster) {
     app.shutdown().await;
 }
 
+async fn a_restart_answers_at_once_and_the_successor_follows_the_terminating_pod(
+    kube: impl Cluster,
+) {
+    let app = kube.app().await;
+    let id = app
+        .create_client_from(&json!({
+            "name": "Graceful", "version": 1, "image": "ghcr.io/acme/algo:1.0",
+            "cpu": "1", "mem": "1Gi", "priority": 1
+        }))
+        .await;
+    let on = json!({"VWAP": true, "TWAP": false, "HFT": false});
+    app.put_status(id, &on).await;
+    app.sync().await;
+    let name = format!("vwap-{id}");
+    eventually("the pod runs", PATIENCE, || async {
+        app.get("/api/v1/pods").await.body["data"][0]["phase"] == "Running"
+    })
+    .await;
+    let old = kube.pod(&name).await.unwrap();
+    kube.set_grace(GRACE).await;
+
+    app.put(&format!("/api/v1/status/{id}?need_restart=true"), &on)
+        .await;
+    let report = app.sync().await;
+
+    assert_eq!(report["restarted"], json!([name]), "{report}");
+    assert_eq!(report["terminating"], json!([name]));
+    let pods = app.get("/api/v1/pods").await.body;
+    assert_eq!(pods["data"][0]["phase"], "Terminating", "{pods}");
+    let client = app.get(&format!("/api/v1/clients/{id}")).await.body;
+    assert_eq!(client["data"]["need_restart"], true);
+
+    // The watcher's rechecks create the successor once the kubelet has finished the old pod,
+    // and only then clear the mark.
+    eventually("the restart is acknowledged", PATIENCE, || async {
+        let client = app.get(&format!("/api/v1/clients/{id}")).await.body;
+        client["data"]["need_restart"] == false
+    })
+    .await;
+    let new = kube.pod(&name).await.expect("the successor exists");
+    assert_ne!(new.metadata.uid, old.metadata.uid);
+    // A name holds one pod at a time: the successor exists, so the old pod is gone. No create
+    // was tried while it terminated: the first pod's, then the successor's.
+    assert_eq!(kube.creates_by_alsy().await, 2);
+    let lines = app.logs.lines();
+    let begun = lines
+        .iter()
+        .filter(|l| l.msg.starts_with("pod restart begun"))
+        .count();
+    let deleted = lines.iter().filter(|l| l.msg == "pod deleted").count();
+    assert_eq!((begun, deleted), (1, 0), "one restart, no repeated deletes");
+    app.shutdown().await;
+}
+
 /// Each scenario on both servers: `kube_scenario::test_server::<case>` and `…::envtest::<case>`.
 macro_rules! on_both_servers {
     ($($case:ident),* $(,)?) => {
@@ -155,6 +217,7 @@ macro_rules! on_both_servers {
 on_both_servers!(
     clients_switches_restarts_and_deletes_become_pods_in_the_cluster,
     a_failed_pod_in_the_cluster_is_replaced,
+    a_restart_answers_at_once_and_the_successor_follows_the_terminating_pod,
 );
 
 /// Starts alsy on `kubeconfig` with short Kubernetes timeouts.
@@ -164,7 +227,6 @@ async fn alsy_on(kubeconfig: &std::path::Path) -> TestApp {
     TestApp::builder()
         .kubernetes(kubeconfig)
         .env("ALSY__K8S__REQUEST_TIMEOUT", "2s")
-        .env("ALSY__K8S__RESTART_TIMEOUT", "5s")
         .spawn()
         .await
 }

@@ -28,6 +28,7 @@ fn desired(algorithm: Algorithm, id: i64) -> DesiredPod {
         mem: Quantity::parse("64Mi").unwrap(),
         version: Version::parse(1).unwrap(),
         priority: Priority::parse(1.0).unwrap(),
+        restart_mark: None,
     }
 }
 

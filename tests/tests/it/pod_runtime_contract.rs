@@ -6,11 +6,11 @@
 mod kube_only;
 
 use std::path::Path;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use ::kube::Api;
 use ::kube::api::PostParams;
-use alsy_app::{PodRuntime, RuntimeError};
+use alsy_app::{PodRuntime, Restarted, RuntimeError};
 use alsy_domain::{
     Algorithm, ClientId, DesiredPod, ImageRef, PodName, PodPhase, Priority, Quantity, Version,
 };
@@ -37,8 +37,17 @@ pub fn desired(algorithm: Algorithm, id: i64) -> DesiredPod {
         mem: Quantity::parse("128Mi").unwrap(),
         version: Version::parse(2).unwrap(),
         priority: Priority::parse(0.5).unwrap(),
+        restart_mark: None,
     }
 }
+
+/// How long a deleted pod stays terminating in the grace-period cases: long enough to be seen,
+/// short enough for a test.
+const GRACE: Duration = Duration::from_secs(2);
+
+/// How long a runtime may take to act (the stand-in kubelet reacts in milliseconds; the margin
+/// is for a busy machine).
+const PATIENCE: Duration = Duration::from_secs(30);
 
 fn quiet() -> Logger {
     Logger::root(slog::Discard, slog::o!())
@@ -55,6 +64,8 @@ trait Harness {
     async fn set_phase(&self, name: &PodName, phase: PodPhase) -> bool;
     /// The identity of the pod incarnation now running under `name`.
     async fn uid(&self, name: &PodName) -> Option<String>;
+    /// Deletions asked for from now on leave the pod terminating for `grace`.
+    async fn set_grace(&self, grace: Duration);
 }
 
 struct Fake(FakePodRuntime);
@@ -82,6 +93,9 @@ impl Harness for Fake {
     async fn uid(&self, name: &PodName) -> Option<String> {
         self.0.pod(name).map(|pod| pod.uid.to_string())
     }
+    async fn set_grace(&self, grace: Duration) {
+        self.0.set_termination_grace(grace);
+    }
 }
 
 /// `KubeRuntime` through a kubeconfig that points at a fresh test API server.
@@ -95,7 +109,6 @@ pub fn test_settings() -> KubeSettings {
     KubeSettings {
         namespace: None,
         request_timeout: Duration::from_secs(2),
-        restart_timeout: Duration::from_secs(5),
         qps: 0,
         ..KubeSettings::default()
     }
@@ -108,6 +121,8 @@ impl Kube {
 
     pub async fn start_with(settings: KubeSettings) -> Kube {
         let server = KubeServer::start().await;
+        // Like the envtest harness's cluster, which has a (stand-in) kubelet: pods run.
+        server.set_created_phase("Running");
         let runtime = connect(&server.write_kubeconfig(NS), &settings).await;
         Kube { server, runtime }
     }
@@ -137,6 +152,9 @@ impl Harness for Kube {
     }
     async fn uid(&self, name: &PodName) -> Option<String> {
         self.server.pod(NS, name.as_str())?.metadata.uid
+    }
+    async fn set_grace(&self, grace: Duration) {
+        self.server.set_termination_grace(grace);
     }
 }
 
@@ -182,6 +200,9 @@ impl Harness for RealApiServer {
     }
     async fn uid(&self, name: &PodName) -> Option<String> {
         self.pods.get_opt(name.as_str()).await.ok()??.metadata.uid
+    }
+    async fn set_grace(&self, grace: Duration) {
+        self.kubelet.set_grace(Some(grace));
     }
 }
 
@@ -232,11 +253,45 @@ async fn deleting_a_pod_that_is_not_there_succeeds(h: impl Harness) {
     assert!(names(&h).await.is_empty());
 }
 
+/// The phase `list` reports for `name`, `None` when it is not listed.
+async fn phase_of(h: &impl Harness, name: &PodName) -> Option<PodPhase> {
+    let listed = h.runtime().list().await.unwrap();
+    listed
+        .into_iter()
+        .find(|p| &p.name == name)
+        .map(|p| p.phase)
+}
+
+/// Waits until `pod` runs (on a real API server, an unbound pod is deleted at once, with no
+/// grace period: bind it first).
+async fn wait_running(h: &impl Harness, pod: &PodName) {
+    eventually("the pod runs", PATIENCE, || async {
+        phase_of(h, pod).await == Some(PodPhase::Running)
+    })
+    .await;
+}
+
 async fn a_restarted_pod_exists_again_as_a_new_incarnation(h: impl Harness) {
     let pod = desired(Algorithm::Vwap, 3);
     h.runtime().create(&pod).await.unwrap();
+    wait_running(&h, &pod.name).await;
     let before = h.uid(&pod.name).await.unwrap();
-    h.runtime().restart(&pod).await.unwrap();
+    match h.runtime().restart(&pod).await.unwrap() {
+        Restarted::Replaced => {}
+        // A real API server gives a bound pod a grace period: the successor comes once it is
+        // gone, from a later restart (or create).
+        Restarted::OldPodTerminating => {
+            eventually("the old pod is gone", PATIENCE, || async {
+                names(&h).await.is_empty()
+            })
+            .await;
+            assert_eq!(
+                h.runtime().restart(&pod).await.unwrap(),
+                Restarted::Replaced,
+                "a missing pod is created"
+            );
+        }
+    }
     assert_eq!(names(&h).await, vec!["vwap-3"]);
     let after = h.uid(&pod.name).await.unwrap();
     assert_ne!(before, after, "restart replaced the pod");
@@ -244,8 +299,70 @@ async fn a_restarted_pod_exists_again_as_a_new_incarnation(h: impl Harness) {
 
 async fn restarting_a_missing_pod_creates_it(h: impl Harness) {
     let pod = desired(Algorithm::Hft, 4);
-    h.runtime().restart(&pod).await.unwrap();
+    assert_eq!(
+        h.runtime().restart(&pod).await.unwrap(),
+        Restarted::Replaced
+    );
     assert_eq!(names(&h).await, vec!["hft-4"]);
+}
+
+async fn a_restart_with_a_grace_period_returns_at_once_leaving_the_old_pod_terminating(
+    h: impl Harness,
+) {
+    h.set_grace(GRACE).await;
+    let pod = desired(Algorithm::Twap, 5);
+    h.runtime().create(&pod).await.unwrap();
+    wait_running(&h, &pod.name).await;
+    let old = h.uid(&pod.name).await;
+
+    assert_eq!(
+        h.runtime().restart(&pod).await.unwrap(),
+        Restarted::OldPodTerminating
+    );
+    assert_eq!(phase_of(&h, &pod.name).await, Some(PodPhase::Terminating));
+    // Neither a second delete nor a create touches the terminating pod.
+    h.runtime().delete(&pod.name).await.unwrap();
+    h.runtime().create(&pod).await.unwrap();
+    assert_eq!(h.uid(&pod.name).await, old);
+    assert_eq!(phase_of(&h, &pod.name).await, Some(PodPhase::Terminating));
+
+    eventually("the grace period ends", PATIENCE, || async {
+        phase_of(&h, &pod.name).await.is_none()
+    })
+    .await;
+    h.runtime().create(&pod).await.unwrap();
+    assert_ne!(h.uid(&pod.name).await, old, "the successor is a new pod");
+}
+
+async fn a_deleted_pod_is_listed_terminating_until_its_grace_period_ends(h: impl Harness) {
+    h.set_grace(GRACE).await;
+    let pod = desired(Algorithm::Hft, 6);
+    h.runtime().create(&pod).await.unwrap();
+    wait_running(&h, &pod.name).await;
+    h.runtime().delete(&pod.name).await.unwrap();
+    assert_eq!(phase_of(&h, &pod.name).await, Some(PodPhase::Terminating));
+    eventually("the grace period ends", PATIENCE, || async {
+        names(&h).await.is_empty()
+    })
+    .await;
+}
+
+async fn the_restart_mark_a_pod_was_created_for_is_listed_with_it(h: impl Harness) {
+    // To the nanosecond: the in-memory store's marks have nanoseconds.
+    let mark = SystemTime::UNIX_EPOCH + Duration::new(1_790_000_000, 123_456_789);
+    let replacement = DesiredPod {
+        restart_mark: Some(mark),
+        ..desired(Algorithm::Vwap, 7)
+    };
+    h.runtime().create(&replacement).await.unwrap();
+    h.runtime()
+        .create(&desired(Algorithm::Twap, 7))
+        .await
+        .unwrap();
+    let mut listed = h.runtime().list().await.unwrap();
+    listed.sort_by(|a, b| a.name.cmp(&b.name));
+    let marks: Vec<_> = listed.iter().map(|p| p.restart_mark).collect();
+    assert_eq!(marks, [None, Some(mark)], "twap-7, vwap-7");
 }
 
 async fn list_never_shows_a_pod_alsy_does_not_manage(h: impl Harness) {
@@ -348,6 +465,9 @@ contract!(
     deleting_a_pod_that_is_not_there_succeeds,
     a_restarted_pod_exists_again_as_a_new_incarnation,
     restarting_a_missing_pod_creates_it,
+    a_restart_with_a_grace_period_returns_at_once_leaving_the_old_pod_terminating,
+    a_deleted_pod_is_listed_terminating_until_its_grace_period_ends,
+    the_restart_mark_a_pod_was_created_for_is_listed_with_it,
     list_never_shows_a_pod_alsy_does_not_manage,
     creating_a_pod_whose_name_a_foreign_pod_holds_is_rejected_naming_it,
     phases_are_reported_as_the_runtime_sees_them,

@@ -1,5 +1,8 @@
 //! The reconciler and the watcher over the in-memory adapters, driven directly: the pass itself,
 //! its report, failure isolation, drift, restarts and their compare-and-set acknowledge.
+//! Restarts through terminating pods are in `terminating`.
+
+mod terminating;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};

@@ -35,6 +35,9 @@ macro_rules! on_both_stores {
     };
 }
 
+// After the macro: the scenarios in it run on both stores too.
+mod terminating;
+
 on_both_stores!(
     the_original_scenario_create_switch_on_switch_off_restart_delete,
     drift_a_dropped_pod_returns_and_a_failed_pod_is_replaced_on_the_next_pass,

@@ -33,6 +33,10 @@ pub trait Cluster {
     async fn managed_pod_names(&self) -> Vec<String>;
     /// Makes the pod report `phase`, as its node would.
     async fn set_phase(&self, name: &str, phase: &str) -> bool;
+    /// Deleted pods stay terminating for `grace` from now on, as on a node.
+    async fn set_grace(&self, grace: Duration);
+    /// How many pod creates alsy has sent.
+    async fn creates_by_alsy(&self) -> usize;
     /// Makes the next create of `pod` fail.
     async fn refuse_creates_of(&self, pod: &str);
     /// Undoes [`Cluster::refuse_creates_of`].
@@ -75,6 +79,16 @@ impl Cluster for TestServer {
     }
     async fn set_phase(&self, name: &str, phase: &str) -> bool {
         self.server.set_phase(NS, name, phase)
+    }
+    async fn set_grace(&self, grace: Duration) {
+        self.server.set_termination_grace(grace);
+    }
+    async fn creates_by_alsy(&self) -> usize {
+        let requests = self.server.requests();
+        requests
+            .iter()
+            .filter(|r| r.verb == Some(Verb::Create))
+            .count()
     }
     async fn refuse_creates_of(&self, pod: &str) {
         self.server
@@ -184,6 +198,13 @@ impl Cluster for Envtest {
     }
     async fn set_phase(&self, name: &str, phase: &str) -> bool {
         self.kubelet.set_phase(name, phase).await
+    }
+    async fn set_grace(&self, grace: Duration) {
+        self.kubelet.set_grace(Some(grace));
+    }
+    async fn creates_by_alsy(&self) -> usize {
+        let requests = self.alsys_requests();
+        requests.iter().filter(|e| e.verb == "create").count()
     }
     /// A LimitRange capping containers at 1m of CPU: the LimitRanger admission plugin refuses
     /// every create (403) until it goes. Waits until admission sees it.
