@@ -13,6 +13,7 @@ mod process;
 mod reconcile;
 mod reconcile_child;
 mod report;
+mod restart;
 mod soak;
 mod sql;
 mod timed;
@@ -43,6 +44,8 @@ enum Command {
     Reconcile,
     /// One pass creating pods through the Kubernetes test API server.
     Kube,
+    /// A restart of many clients on kube-apiserver (envtest) with a grace period on deletions.
+    Restart,
     /// All three (the default; the soak is not included).
     All,
     /// The assignment's load for minutes, passes churning pods: growth, lost writes, SVG charts.
@@ -109,6 +112,12 @@ pub struct Options {
     /// Latency the Kubernetes test API server adds to every request in the second run.
     #[arg(long, global = true, default_value = "50ms", value_parser = humantime::parse_duration)]
     pub kube_latency: Duration,
+    /// Clients (three pods each) the restart bench restarts.
+    #[arg(long, global = true, default_value_t = 100)]
+    pub restart_clients: usize,
+    /// How long the restart bench's stand-in kubelet takes to finish a deletion.
+    #[arg(long, global = true, default_value = "30s", value_parser = humantime::parse_duration)]
+    pub restart_grace: Duration,
 }
 
 impl Options {
@@ -139,7 +148,7 @@ async fn main() -> anyhow::Result<()> {
         Command::Api => (true, false, false),
         Command::Reconcile => (false, true, false),
         Command::Kube => (false, false, true),
-        Command::Soak(_) => (false, false, false),
+        Command::Soak(_) | Command::Restart => (false, false, false),
         _ => (true, true, true),
     };
     let mut sections: Vec<(&str, String)> = Vec::new();
@@ -160,6 +169,12 @@ async fn main() -> anyhow::Result<()> {
     if kube {
         keep("kube", kube::run(&options).await);
     }
+    if let Command::Restart = command {
+        let outcome = restart::run(&options)
+            .await
+            .map(|section| format!("{section}\n### Machine\n\n{machine}"));
+        keep("restart", outcome);
+    }
     let mut soak_checks = Vec::new();
     if let Command::Soak(args) = &command {
         let outcome = soak::run(&server, &options, args).await.map(|soaked| {
@@ -173,8 +188,9 @@ async fn main() -> anyhow::Result<()> {
         println!("{body}");
     }
     if !options.no_write && !sections.is_empty() {
-        let soak_only = matches!(command, Command::Soak(_));
-        let shared_machine = (!soak_only).then_some(machine.as_str());
+        // The soak and the restart bench carry their own machine description.
+        let on_its_own = matches!(command, Command::Soak(_) | Command::Restart);
+        let shared_machine = (!on_its_own).then_some(machine.as_str());
         report::write_results(&options.results, shared_machine, &sections)?;
         progress(format!("tables written to {}", options.results.display()));
     }

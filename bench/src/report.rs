@@ -70,7 +70,8 @@ Written by `cargo run --release -p alsy-bench -- all` (see README.md for what ea
 
 /// Replaces the given sections of the results file, keeping the sections this run did not
 /// measure; replaces the machine description above the first three benches' tables only when
-/// `machine` is given (the soak carries its own, so a soak alone leaves it as it was).
+/// `machine` is given (the soak and the restart bench carry their own, so either alone leaves it
+/// as it was).
 pub fn write_results(
     path: &Path,
     machine: Option<&str>,
@@ -86,7 +87,7 @@ pub fn write_results(
         .or(old_machine)
         .unwrap_or_default();
     let mut out = format!("{TITLE}\n{MACHINE}{machine}\n");
-    for name in ["api", "reconcile", "kube", "soak"] {
+    for name in ["api", "reconcile", "kube", "soak", "restart"] {
         let body = sections
             .iter()
             .find(|(n, _)| *n == name)

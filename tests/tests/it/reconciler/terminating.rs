@@ -5,13 +5,17 @@
 use std::time::Duration;
 
 use alsy_app::{ClientRepository, Operation, RECHECK_MAX, Service, Trigger};
-use alsy_domain::{Algorithm, PodPhase};
+use alsy_domain::{Algorithm, PodName, PodPhase};
 use alsy_tests::fixtures::{pod, spec};
 
 use super::{World, names, passes, past};
 
 /// Longer than any test: the pods terminate until the test ends their grace period.
 const FOR_EVER: Duration = Duration::from_secs(24 * 3600);
+
+fn just(pod: &PodName) -> Vec<String> {
+    vec![pod.to_string()]
+}
 
 fn messages(world: &World, msg: &str) -> usize {
     world.logs.lines().iter().filter(|l| l.msg == msg).count()
@@ -30,8 +34,8 @@ async fn a_restart_returns_while_the_old_pod_terminates_and_a_later_pass_creates
 
     // The restart deletes the old pod and returns; the client stays marked.
     let begun = reconciler.run_pass(Trigger::Nudge).await;
-    assert_eq!(names(&begun.restarted), names(&[vwap.clone()]));
-    assert_eq!(names(&begun.terminating), names(&[vwap.clone()]));
+    assert_eq!(names(&begun.restarted), just(&vwap));
+    assert_eq!(names(&begun.terminating), just(&vwap));
     assert!(begun.created.is_empty());
     assert_eq!(
         world.runtime.pod(&vwap).unwrap().phase,
@@ -43,14 +47,14 @@ async fn a_restart_returns_while_the_old_pod_terminates_and_a_later_pass_creates
     let waiting = reconciler.run_pass(Trigger::Recheck).await;
     assert!(waiting.restarted.is_empty() && waiting.created.is_empty());
     assert!(waiting.deleted.is_empty() && waiting.failed.is_empty());
-    assert_eq!(names(&waiting.terminating), names(&[vwap.clone()]));
+    assert_eq!(names(&waiting.terminating), just(&vwap));
     assert_eq!(world.runtime.pod(&vwap).unwrap().uid, old_uid);
     assert!(world.repo.get(a.id).await.unwrap().need_restart);
 
     // Once it is gone, the next pass creates the successor and only then acknowledges.
     assert_eq!(world.runtime.finish_terminating(), 1);
     let done = reconciler.run_pass(Trigger::Recheck).await;
-    assert_eq!(names(&done.created), names(&[vwap.clone()]));
+    assert_eq!(names(&done.created), just(&vwap));
     assert!(done.terminating.is_empty());
     let successor = world.runtime.pod(&vwap).unwrap();
     assert_ne!(successor.uid, old_uid);
@@ -119,10 +123,10 @@ async fn a_pod_that_should_run_is_not_created_again_while_its_old_self_terminate
     let report = reconciler.run_pass(Trigger::Interval).await;
 
     assert!(report.created.is_empty() && report.restarted.is_empty());
-    assert_eq!(names(&report.terminating), names(&[vwap.clone()]));
+    assert_eq!(names(&report.terminating), just(&vwap));
     world.runtime.finish_terminating();
     let report = reconciler.run_pass(Trigger::Interval).await;
-    assert_eq!(names(&report.created), names(&[vwap]));
+    assert_eq!(names(&report.created), just(&vwap));
 }
 
 #[tokio::test(start_paused = true)]
