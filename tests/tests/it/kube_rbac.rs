@@ -221,7 +221,8 @@ async fn alsy_with_deploys_service_account_is_never_forbidden() {
         .filter(|e| e.response_status.as_ref().is_some_and(|s| s.code == 403))
         .collect();
     assert!(forbidden.is_empty(), "forbidden requests: {forbidden:#?}");
-    // Every verb alsy sends (a restart no longer polls the old pod with GETs).
+    // Every verb alsy sends here (a restart no longer polls the old pod with GETs; a GET follows
+    // only a create answered 409, which this run has none of).
     for verb in ["list", "create", "delete"] {
         assert!(
             seen.iter().any(|e| e.verb == verb),
