@@ -2,6 +2,10 @@
 //! operations fail, add latency, hold a list at a [`Gate`], drop a pod behind the service's back,
 //! mark one `Failed`, put a pod next to alsy's that alsy does not manage, or give deletions a
 //! grace period during which the pod is listed `Terminating`, as a cluster does.
+//!
+//! Like a Kubernetes watch, its change feed ([`PodRuntime::changes`]) reports every change to a
+//! managed pod, alsy's own creates and deletes and the ones made "from outside" alike: a deletion
+//! with a grace period shows as the pod turning `Terminating`, then, once the grace ends, gone.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
@@ -9,7 +13,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 
-use alsy_app::{Operation, PodRuntime, Restarted, RuntimeError};
+use alsy_app::{Operation, PodChange, PodChanges, PodFeed, PodRuntime, Restarted, RuntimeError};
 use alsy_domain::{DesiredPod, ObservedPod, PodName, PodPhase};
 
 use tokio::time::Instant;
@@ -88,8 +92,8 @@ impl State {
         });
     }
 
-    /// Forgets the terminating pods whose grace period has ended.
-    fn purge(&mut self) {
+    /// Forgets the terminating pods whose grace period has ended; returns them.
+    fn purge(&mut self) -> Vec<PodName> {
         let now = Instant::now();
         let ended: Vec<PodName> = self
             .terminating
@@ -97,9 +101,22 @@ impl State {
             .filter(|(_, gone_at)| gone_at.is_some_and(|at| at <= now))
             .map(|(name, _)| name.clone())
             .collect();
-        for name in ended {
-            self.terminating.remove(&name);
-            self.pods.remove(&name);
+        for name in &ended {
+            self.terminating.remove(name);
+            self.pods.remove(name);
+        }
+        ended
+    }
+
+    /// `name` as the feed reports it now.
+    fn change(&self, name: &PodName) -> PodChange {
+        match self.pods.get(name) {
+            Some(pod) => PodChange::Seen(ObservedPod {
+                name: name.clone(),
+                phase: pod.phase,
+                restart_mark: pod.spec.restart_mark,
+            }),
+            None => PodChange::Gone(name.clone()),
         }
     }
 
@@ -107,18 +124,19 @@ impl State {
         self.terminating.contains_key(name)
     }
 
-    /// Deletes `name` with the grace period; whether the pod is gone at once.
-    fn terminate(&mut self, name: &PodName) -> bool {
+    /// Deletes `name` with the grace period; whether the pod is gone at once, and otherwise
+    /// when it goes (`None`: when the test says).
+    fn terminate(&mut self, name: &PodName) -> Result<(), Option<Instant>> {
         if self.grace.is_zero() {
             self.pods.remove(name);
-            return true;
+            return Ok(());
         }
+        let gone_at = Instant::now().checked_add(self.grace);
         if let Some(pod) = self.pods.get_mut(name) {
             pod.phase = PodPhase::Terminating;
-            let gone_at = Instant::now().checked_add(self.grace);
             self.terminating.insert(name.clone(), gone_at);
         }
-        false
+        Err(gone_at)
     }
 
     fn start(&mut self, pod: &DesiredPod) {
@@ -132,10 +150,11 @@ impl State {
     }
 }
 
-/// Pods in memory; clones share the same pods.
+/// Pods in memory; clones share the same pods and the same change feed.
 #[derive(Clone, Default)]
 pub struct FakePodRuntime {
     state: Arc<Mutex<State>>,
+    feed: PodFeed,
 }
 
 impl FakePodRuntime {
@@ -147,8 +166,29 @@ impl FakePodRuntime {
     fn state(&self) -> MutexGuard<'_, State> {
         // Every change under the lock is a single insert or assignment: the data stays whole.
         let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
-        state.purge();
+        let ended = state.purge();
+        self.feed.publish(ended.into_iter().map(PodChange::Gone));
         state
+    }
+
+    /// Tells the feed's subscribers how `name` looks now. Called with the state locked, so
+    /// subscribers see a pod's changes in the order they happened.
+    fn publish(&self, state: &State, name: &PodName) {
+        self.feed.publish([state.change(name)]);
+    }
+
+    /// Publishes the end of a grace period when it comes, as a watch reports `DELETED` then,
+    /// not when someone next looks.
+    fn gone_later(&self, gone_at: Option<Instant>) {
+        let (Some(at), Ok(tokio)) = (gone_at, tokio::runtime::Handle::try_current()) else {
+            return;
+        };
+        let runtime = self.clone();
+        tokio.spawn(async move {
+            tokio::time::sleep_until(at).await;
+            // Looking purges, and purging publishes.
+            drop(runtime.state());
+        });
     }
 
     /// Deleted pods stay `Terminating` for `grace` from now on, as on a cluster (zero, the
@@ -165,6 +205,8 @@ impl FakePodRuntime {
         for name in &names {
             state.pods.remove(name);
         }
+        self.feed
+            .publish(names.iter().cloned().map(PodChange::Gone));
         names.len()
     }
 
@@ -222,16 +264,32 @@ impl FakePodRuntime {
 
     /// Removes a pod as if someone deleted it behind the service's back; whether it existed.
     pub fn drop_pod(&self, name: &PodName) -> bool {
-        self.state().pods.remove(name).is_some()
+        let mut state = self.state();
+        state.terminating.remove(name);
+        let existed = state.pods.remove(name).is_some();
+        if existed {
+            self.publish(&state, name);
+        }
+        existed
     }
 
-    /// Sets a pod's phase (for example `Failed`); whether it exists.
+    /// Sets a pod's phase behind the service's back (for example `Failed`); whether it exists.
     pub fn set_phase(&self, name: &PodName, phase: PodPhase) -> bool {
-        self.state()
-            .pods
-            .get_mut(name)
-            .map(|pod| pod.phase = phase)
-            .is_some()
+        let mut state = self.state();
+        let Some(pod) = state.pods.get_mut(name) else {
+            return false;
+        };
+        pod.phase = phase;
+        self.publish(&state, name);
+        true
+    }
+
+    /// Starts a managed pod that alsy did not ask for, as someone applying a manifest with
+    /// alsy's label would.
+    pub fn add_unasked_pod(&self, pod: &DesiredPod) {
+        let mut state = self.state();
+        state.start(pod);
+        self.publish(&state, &pod.name);
     }
 
     /// How many calls (of any kind) the runtime has received, counted before any latency.
@@ -322,6 +380,7 @@ impl PodRuntime for FakePodRuntime {
         if !state.pods.contains_key(&pod.name) {
             state.start(pod);
             state.record(Operation::Create, &pod.name);
+            self.publish(&state, &pod.name);
         }
         Ok(())
     }
@@ -332,8 +391,11 @@ impl PodRuntime for FakePodRuntime {
         state.take_failure(name, Operation::Delete)?;
         // Deleting a terminating pod again changes nothing, as on Kubernetes.
         if state.pods.contains_key(name) && !state.is_terminating(name) {
-            state.terminate(name);
+            if let Err(gone_at) = state.terminate(name) {
+                self.gone_later(gone_at);
+            }
             state.record(Operation::Delete, name);
+            self.publish(&state, name);
         }
         Ok(())
     }
@@ -345,13 +407,26 @@ impl PodRuntime for FakePodRuntime {
         if state.is_terminating(&pod.name) {
             return Ok(Restarted::OldPodTerminating);
         }
-        let gone = !state.pods.contains_key(&pod.name) || state.terminate(&pod.name);
-        state.record(Operation::Restart, &pod.name);
-        if !gone {
-            return Ok(Restarted::OldPodTerminating);
+        // As a watch would see it: the old pod goes (or starts terminating), then the new one
+        // comes.
+        if state.pods.contains_key(&pod.name) {
+            let terminated = state.terminate(&pod.name);
+            state.record(Operation::Restart, &pod.name);
+            self.publish(&state, &pod.name);
+            if let Err(gone_at) = terminated {
+                self.gone_later(gone_at);
+                return Ok(Restarted::OldPodTerminating);
+            }
+        } else {
+            state.record(Operation::Restart, &pod.name);
         }
         state.start(pod);
+        self.publish(&state, &pod.name);
         Ok(Restarted::Replaced)
+    }
+
+    fn changes(&self) -> Option<PodChanges> {
+        Some(self.feed.subscribe())
     }
 }
 

@@ -4,8 +4,10 @@
 //! [`pod_manifest`] turns a domain `DesiredPod` into the pod README.md shows in "What a pod looks
 //! like" (a pure function), meeting the Pod Security Standard of the settings ([`PodSecurity`],
 //! `restricted` by default); [`KubeRuntime`] lists, creates, deletes and restarts those pods in one
-//! namespace, seeing only the ones labelled `app.kubernetes.io/managed-by=alsy`. It depends on the
-//! app and domain crates only; `bin` chooses it with `ALSY__RUNTIME__KIND=kubernetes`.
+//! namespace, seeing only the ones labelled `app.kubernetes.io/managed-by=alsy`. A watch keeps
+//! those pods in a lean local store (`watch.rs`, `store.rs`) that answers `list` and feeds the
+//! change feed. It depends on the app and domain crates only; `bin` chooses it with
+//! `ALSY__RUNTIME__KIND=kubernetes`.
 
 mod connect;
 mod errors;
@@ -13,6 +15,8 @@ mod manifest;
 mod rate_limit;
 mod runtime;
 mod settings;
+mod store;
+mod watch;
 
 pub use errors::KubeError;
 pub use manifest::{

@@ -4,23 +4,30 @@
 //! own retries are off (see [`crate::connect`]), so a pass never stalls on one pod: what fails is
 //! retried on the next pass. Nor does a restart wait for a grace period: it deletes the old pod
 //! and, unless the API server removed it at once, leaves the successor to a later pass.
+//!
+//! With the watch on (the default), `list` answers from the pod store once the watch's first list
+//! has completed, so a pass that changes nothing sends no request; the answers to creates and
+//! deletes go into the store at once, so the next pass sees them without waiting for the watch.
 
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
-use alsy_app::{PodRuntime, Restarted, RuntimeError};
+use alsy_app::{PodChanges, PodRuntime, Restarted, RuntimeError};
 use alsy_domain::{DesiredPod, ObservedPod, PodName};
 use async_trait::async_trait;
 use k8s_openapi::api::core::v1::Pod;
 use kube::Api;
 use kube::api::{DeleteParams, ListParams, PostParams};
 use slog::{Logger, debug, warn};
+use tokio::task::JoinHandle;
 
 use crate::errors::{CallError, runtime_error};
 use crate::manifest::{MANAGED_SELECTOR, Unobservable, is_managed, observe, pod_manifest};
 use crate::rate_limit::RateLimiter;
 use crate::settings::{KubeSettings, PodSecurity};
+use crate::store::{PodStore, version};
+use crate::watch::{self, LeanPod, seen};
 
 /// Pods per list page: bounds the size of one answer when thousands of pods run.
 const LIST_PAGE: u32 = 500;
@@ -42,25 +49,47 @@ pub struct KubeRuntime {
     request_timeout: Duration,
     pod_security: PodSecurity,
     limiter: Option<Arc<RateLimiter>>,
+    watched: Option<Arc<Watched>>,
     log: Logger,
+}
+
+/// The pod store and the watch task feeding it, stopped when the last clone of the runtime goes.
+struct Watched {
+    store: Arc<PodStore>,
+    task: JoinHandle<()>,
+}
+
+impl Drop for Watched {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
 }
 
 impl KubeRuntime {
     /// A runtime over an existing client. Unlike [`KubeRuntime::connect`], it keeps the client's
     /// retry behaviour as built; calls are still rate-limited and bounded by the request timeout.
+    /// With `settings.watch`, starts the watch on the current tokio runtime.
     pub fn from_client(
         client: kube::Client,
         namespace: String,
         settings: &KubeSettings,
         log: &Logger,
     ) -> KubeRuntime {
+        let log = log.new(slog::o!("component" => "runtime/k8s", "namespace" => namespace.clone()));
+        let watched = settings.watch.then(|| {
+            let store = Arc::new(PodStore::new());
+            let pods = Api::<LeanPod>::namespaced(client.clone(), &namespace);
+            let task = tokio::spawn(watch::feed(pods, store.clone(), log.clone()));
+            Arc::new(Watched { store, task })
+        });
         KubeRuntime {
             pods: Api::namespaced(client, &namespace),
-            log: log.new(slog::o!("component" => "runtime/k8s", "namespace" => namespace.clone())),
+            log,
             namespace,
             request_timeout: settings.request_timeout,
             pod_security: settings.pod_security,
             limiter: RateLimiter::new(settings.qps).map(Arc::new),
+            watched,
         }
     }
 
@@ -98,8 +127,10 @@ impl KubeRuntime {
             // unless a finalizer holds it, which the create that follows a restart finds out.
             // A bare Status (no pod) means the deletion is done.
             Ok(answer) => {
-                let grace = answer
-                    .left()
+                let pod = answer.left();
+                self.wrote_deleted(name, pod.as_ref());
+                let grace = pod
+                    .as_ref()
                     .and_then(|pod| pod.metadata.deletion_grace_period_seconds);
                 Ok(match grace.unwrap_or(0) > 0 {
                     true => Deletion::Terminating,
@@ -108,6 +139,7 @@ impl KubeRuntime {
             }
             Err(error) if error.is_not_found() => {
                 debug!(self.log, "pod already gone"; "pod" => name.as_str());
+                self.wrote_deleted(name, None);
                 Ok(Deletion::Gone)
             }
             Err(error) => Err(self.failed(Some(name), "delete", error)),
@@ -144,11 +176,36 @@ impl KubeRuntime {
             }),
         }
     }
-}
 
-#[async_trait]
-impl PodRuntime for KubeRuntime {
-    async fn list(&self) -> Result<Vec<ObservedPod>, RuntimeError> {
+    /// Puts what the API server answered to a create into the store.
+    fn wrote_created(&self, pod: &Pod) {
+        if let (Some(watched), Ok((name, seen))) = (&self.watched, seen(pod)) {
+            watched.store.wrote(&name, seen);
+        }
+    }
+
+    /// Puts what the API server answered to a delete of `name` into the store: the pod as it is
+    /// now (terminating), or gone (`pod` is `None`: 404 or a bare Status).
+    fn wrote_deleted(&self, name: &PodName, pod: Option<&Pod>) {
+        let Some(watched) = &self.watched else { return };
+        match pod {
+            // Deleted at once (no grace period, no finalizer): the answer is its last state.
+            Some(pod) if removed(pod) => {
+                watched
+                    .store
+                    .wrote_gone(name, version(pod.metadata.resource_version.as_deref()));
+            }
+            Some(pod) => {
+                if let Ok((name, seen)) = seen(pod) {
+                    watched.store.wrote(&name, seen);
+                }
+            }
+            None => watched.store.wrote_gone(name, None),
+        }
+    }
+
+    /// Every managed pod, asked of the API server page by page.
+    async fn list_from_server(&self) -> Result<Vec<ObservedPod>, RuntimeError> {
         let mut observed = Vec::new();
         let mut params = ListParams::default()
             .labels(MANAGED_SELECTOR)
@@ -178,6 +235,36 @@ impl PodRuntime for KubeRuntime {
             }
         }
     }
+}
+
+/// Whether the answer to a delete is the pod's last state: removed at once, as the API server
+/// does with a pod that never ran or a grace period of zero, when no finalizer holds it.
+fn removed(pod: &Pod) -> bool {
+    let finalizers = pod
+        .metadata
+        .finalizers
+        .as_ref()
+        .is_some_and(|f| !f.is_empty());
+    pod.metadata.deletion_grace_period_seconds.unwrap_or(0) == 0 && !finalizers
+}
+
+#[async_trait]
+impl PodRuntime for KubeRuntime {
+    async fn list(&self) -> Result<Vec<ObservedPod>, RuntimeError> {
+        if let Some(watched) = &self.watched {
+            // Until the watch's first list completes, wait for it a while rather than list twice.
+            let store = &watched.store;
+            if let Some(pods) = store.list() {
+                return Ok(pods);
+            }
+            if store.wait_synced(self.request_timeout).await
+                && let Some(pods) = store.list()
+            {
+                return Ok(pods);
+            }
+        }
+        self.list_from_server().await
+    }
 
     async fn create(&self, pod: &DesiredPod) -> Result<(), RuntimeError> {
         let manifest = pod_manifest(pod, self.pod_security);
@@ -185,7 +272,10 @@ impl PodRuntime for KubeRuntime {
             .call(self.pods.create(&PostParams::default(), &manifest))
             .await
         {
-            Ok(_) => Ok(()),
+            Ok(created) => {
+                self.wrote_created(&created);
+                Ok(())
+            }
             Err(error) if error.is_already_exists() => self.check_existing(&pod.name).await,
             Err(error) => Err(self.failed(Some(&pod.name), "create", error)),
         }
@@ -206,10 +296,19 @@ impl PodRuntime for KubeRuntime {
             .call(self.pods.create(&PostParams::default(), &manifest))
             .await
         {
-            Ok(_) => Ok(Restarted::Replaced),
+            Ok(created) => {
+                self.wrote_created(&created);
+                Ok(Restarted::Replaced)
+            }
             // The old pod is still there after all (a finalizer holds it): the successor waits.
             Err(error) if error.is_already_exists() => Ok(Restarted::OldPodTerminating),
             Err(error) => Err(self.failed(Some(&pod.name), "create", error)),
         }
+    }
+
+    fn changes(&self) -> Option<PodChanges> {
+        self.watched
+            .as_ref()
+            .map(|watched| watched.store.subscribe())
     }
 }

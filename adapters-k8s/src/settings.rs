@@ -25,6 +25,10 @@ pub struct KubeSettings {
     /// The Pod Security Standard the algorithm pods are built to pass
     /// (`ALSY__K8S__POD_SECURITY`).
     pub pod_security: PodSecurity,
+    /// Keep the managed pods in a store fed by a watch, which answers `list` and feeds the change
+    /// feed (default). Off, every `list` asks the API server and there is no change feed: what
+    /// tests that count requests of single calls use.
+    pub watch: bool,
 }
 
 /// The Pod Security Standard alsy's algorithm pods meet. Both levels drop every capability,
@@ -81,6 +85,7 @@ impl Default for KubeSettings {
             restart_timeout: Duration::from_secs(60),
             qps: 50,
             pod_security: PodSecurity::default(),
+            watch: true,
         }
     }
 }

@@ -2,9 +2,12 @@
 //!
 //! [`ports`] says what the core needs from the outside (storage, a pod runtime, a reconcile lock);
 //! [`Service`] holds the use cases the HTTP API calls; [`Reconciler`] runs one pass
-//! (ARCHITECTURE.md, "The path of a pass") and [`Watcher`] decides when passes run. Adapters plug
-//! into the ports; only `bin` wires them together.
+//! (ARCHITECTURE.md, "The path of a pass") and [`Watcher`] decides when passes run, nudged too by
+//! the runtime's change feed ([`PodFeed`]) when the pods drift from what the last pass wanted.
+//! Adapters plug into the ports; only `bin` wires them together.
 
+mod drift;
+mod feed;
 mod observer;
 pub mod ports;
 mod reconciler;
@@ -12,6 +15,7 @@ mod report;
 mod service;
 mod watcher;
 
+pub use feed::{PodChange, PodChanges, PodFeed};
 pub use observer::{PassFigures, PassObserver};
 pub use ports::{
     ClientRepository, ConnectionCounts, HeldPassLock, PassLock, PodRuntime, RepoError, Restarted,

@@ -10,6 +10,8 @@ use alsy_domain::{
     PageRequest, PodName, UnusableClient,
 };
 
+use crate::feed::PodChanges;
+
 /// Why storage could not do what was asked.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum RepoError {
@@ -188,6 +190,12 @@ pub trait PodRuntime: Send + Sync + 'static {
     /// pod is still terminating it answers [`Restarted::OldPodTerminating`], and a later pass
     /// creates the successor once the old pod is gone. A missing pod is simply created.
     async fn restart(&self, pod: &DesiredPod) -> Result<Restarted, RuntimeError>;
+
+    /// The change feed: every change to a managed pod from now on, alsy's own included. `None`
+    /// for a runtime that cannot see changes; then only passes notice them.
+    fn changes(&self) -> Option<PodChanges> {
+        None
+    }
 }
 
 /// How far a [`PodRuntime::restart`] got.

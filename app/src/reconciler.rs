@@ -2,7 +2,7 @@
 //! bounded concurrency, acknowledge finished restarts. Level-triggered: every pass starts afresh.
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Instant, SystemTime};
 
 use futures::StreamExt;
@@ -10,6 +10,8 @@ use slog::{Logger, error, info, o, warn};
 
 use alsy_domain::{Acknowledgement, ClientId, DesiredState, PodAction, Policy, plan};
 
+use crate::drift::{Drift, Expectation};
+use crate::feed::{PodChange, PodChanges};
 use crate::observer::{PassFigures, PassObserver};
 use crate::ports::{ClientRepository, PassLock, PodRuntime, Restarted, RuntimeError};
 
@@ -28,6 +30,8 @@ pub struct Reconciler {
     concurrency: usize,
     policy: Arc<Policy>,
     observer: Option<Arc<dyn PassObserver>>,
+    /// What the last pass that read its inputs wanted; `None` before the first one.
+    expected: Mutex<Option<Expectation>>,
     log: Logger,
 }
 
@@ -47,6 +51,7 @@ impl Reconciler {
             concurrency: concurrency.max(1),
             policy: Arc::new(Policy::default()),
             observer: None,
+            expected: Mutex::new(None),
             log: log.new(o!("component" => "sync/watcher")),
         }
     }
@@ -62,6 +67,24 @@ impl Reconciler {
     pub fn with_observer(mut self, observer: Arc<dyn PassObserver>) -> Reconciler {
         self.observer = Some(observer);
         self
+    }
+
+    /// A subscription to the runtime's change feed, if it has one.
+    pub(crate) fn changes(&self) -> Option<PodChanges> {
+        self.runtime.changes()
+    }
+
+    /// The changes among `changes` that make what runs differ from what the last pass wanted;
+    /// none before a pass has read its inputs (the start-up pass looks at everything anyway).
+    pub(crate) fn drift(&self, changes: &[PodChange]) -> Vec<(PodChange, Drift)> {
+        let expected = self.expected.lock().unwrap_or_else(PoisonError::into_inner);
+        let Some(expected) = expected.as_ref() else {
+            return Vec::new();
+        };
+        changes
+            .iter()
+            .filter_map(|change| expected.drift(change).map(|why| (change.clone(), why)))
+            .collect()
     }
 
     /// Runs one pass and reports what it did. Never fails as a whole: a pass that could not read
@@ -193,6 +216,9 @@ impl Reconciler {
             observed_pods: observed.len(),
         };
         let plan = plan(&desired, &observed);
+        // Set before applying, so the changes the pass's own writes cause are expected ones.
+        *self.expected.lock().unwrap_or_else(PoisonError::into_inner) =
+            Some(Expectation::of(&desired));
         // The inputs are not needed once planned; on a first pass over 100k clients they are
         // hundreds of thousands of pods.
         drop((desired, observed));

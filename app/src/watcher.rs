@@ -68,22 +68,29 @@ fn recheck_delay(in_a_row: u32) -> Duration {
         .min(RECHECK_MAX)
 }
 
-struct Shared {
-    reconciler: Reconciler,
+pub(crate) struct Shared {
+    pub(crate) reconciler: Reconciler,
     /// Held for the whole of a pass: passes never overlap.
-    pass: tokio::sync::Mutex<()>,
+    pub(crate) pass: tokio::sync::Mutex<()>,
     /// Shared, not copied: a first pass over 100k clients reports 300k pod names.
     last: Mutex<Option<Arc<PassReport>>>,
     nudged: Notify,
     /// Told by every pass (whatever ran it) that left pods terminating.
     terminating: Notify,
     nudges_on: bool,
-    stopping: watch::Sender<bool>,
+    pub(crate) stopping: watch::Sender<bool>,
     /// False once the watcher task has ended, for whatever reason.
     alive: AtomicBool,
 }
 
 impl Shared {
+    /// See [`WatcherHandle::nudge`].
+    pub(crate) fn nudge(&self) {
+        if self.nudges_on {
+            self.nudged.notify_one();
+        }
+    }
+
     async fn pass(&self, trigger: Trigger) -> Arc<PassReport> {
         let _running = self.pass.lock().await;
         let report = Arc::new(self.reconciler.run_pass(trigger).await);
@@ -104,9 +111,7 @@ pub struct WatcherHandle {
 impl WatcherHandle {
     /// Asks for a pass soon (after the debounce); many nudges in a row make one pass.
     pub fn nudge(&self) {
-        if self.shared.nudges_on {
-            self.shared.nudged.notify_one();
-        }
+        self.shared.nudge();
     }
 
     /// `Err` once the watcher task has died without being told to stop (readiness says so).
@@ -141,6 +146,8 @@ impl WatcherHandle {
 pub struct Watcher {
     handle: WatcherHandle,
     task: JoinHandle<()>,
+    /// Nudges a pass when the runtime's pods drift; absent without a change feed.
+    drift: Option<JoinHandle<()>>,
     log: Logger,
 }
 
@@ -158,6 +165,14 @@ impl Watcher {
             alive: AtomicBool::new(true),
         });
         let log = log.new(o!("component" => "sync/watcher"));
+        // Subscribed before the start-up pass lists, so no change after that list is missed.
+        let drift = shared.reconciler.changes().map(|changes| {
+            tokio::spawn(crate::drift::nudge_on_drift(
+                shared.clone(),
+                changes,
+                log.clone(),
+            ))
+        });
         let task = tokio::spawn(run(
             shared.clone(),
             config,
@@ -169,6 +184,7 @@ impl Watcher {
         Watcher {
             handle: WatcherHandle { shared },
             task,
+            drift,
             log,
         }
     }
@@ -185,6 +201,9 @@ impl Watcher {
         self.handle.shared.stopping.send_replace(true);
         // The loop ends after its current pass; a panic was logged when the watcher died.
         let _ = self.task.await;
+        if let Some(drift) = self.drift {
+            let _ = drift.await;
+        }
         // Wait too for a pass started by `POST /api/v1/sync`.
         let _idle = self.handle.shared.pass.lock().await;
         info!(self.log, "watcher stopped");

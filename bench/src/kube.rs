@@ -175,6 +175,9 @@ async fn measure(scenario: Scenario, pods: usize) -> anyhow::Result<Measured> {
     let settings = KubeSettings {
         namespace: Some(server.namespace().to_owned()),
         qps: scenario.qps,
+        // One pass's creates alone: the pass lists once itself. The watch's requests are the
+        // watch bench's business.
+        watch: false,
         ..KubeSettings::default()
     };
     let runtime = KubeRuntime::from_kubeconfig(&kubeconfig, &settings, &log).await;

@@ -1,6 +1,7 @@
 //! alsy-bench: measures alsy's HTTP API against pgbench, reconciliation at 1k–100k clients, the
-//! Kubernetes runtime against the test API server, and a soak of minutes (with SVG charts); prints
-//! markdown tables and keeps them in `bench/RESULTS.md`. See `bench/README.md` for what each number means.
+//! Kubernetes runtime against the test API server, alsy as a watching controller (requests, drift
+//! heal latency, store memory), and a soak of minutes (with SVG charts); prints markdown tables and
+//! keeps them in `bench/RESULTS.md`. See `bench/README.md` for what each number means.
 
 mod api;
 mod cpu;
@@ -17,6 +18,8 @@ mod restart;
 mod soak;
 mod sql;
 mod timed;
+mod watch;
+mod watch_child;
 
 use std::path::PathBuf;
 use std::sync::OnceLock;
@@ -46,13 +49,18 @@ enum Command {
     Kube,
     /// A restart of many clients on kube-apiserver (envtest) with a grace period on deletions.
     Restart,
-    /// All three (the default; the soak is not included).
+    /// alsy watching the test API server: requests per pass, drift heal latency, store memory.
+    Watch,
+    /// api, reconcile, kube and watch (the default; the soak and the restart are not included).
     All,
     /// The assignment's load for minutes, passes churning pods: growth, lost writes, SVG charts.
     Soak(soak::SoakArgs),
     /// One size of the reconcile bench; started by `reconcile`, prints JSON.
     #[command(hide = true)]
     ReconcileChild(reconcile_child::ChildArgs),
+    /// One store of the watch bench; started by `watch`, prints JSON.
+    #[command(hide = true)]
+    WatchStoreChild(watch_child::ChildArgs),
 }
 
 /// Options shared by every bench.
@@ -118,6 +126,18 @@ pub struct Options {
     /// How long the restart bench's stand-in kubelet takes to finish a deletion.
     #[arg(long, global = true, default_value = "30s", value_parser = humantime::parse_duration)]
     pub restart_grace: Duration,
+    /// Clients (three pods each) of the watch bench's alsy.
+    #[arg(long, global = true, default_value_t = 334)]
+    pub watch_clients: u64,
+    /// Pods deleted from outside, one at a time, for the drift heal latency.
+    #[arg(long, global = true, default_value_t = 120)]
+    pub heal_trials: usize,
+    /// Pods the watch bench's store-memory children hold.
+    #[arg(long, global = true, default_value_t = 300_000)]
+    pub store_pods: usize,
+    /// Pods for the comparison with kube's reflector of full pods (0: none).
+    #[arg(long, global = true, default_value_t = 30_000)]
+    pub reflector_pods: usize,
 }
 
 impl Options {
@@ -141,15 +161,19 @@ async fn main() -> anyhow::Result<()> {
     if let Command::ReconcileChild(args) = command {
         return reconcile_child::run(args).await;
     }
+    if let Command::WatchStoreChild(args) = command {
+        return watch_child::run(args).await;
+    }
     progress("alsy-bench starting");
     let server = options.server()?;
     let machine = machine::Machine::describe(&server.cli_args()).markdown();
-    let (api, reconcile, kube) = match command {
-        Command::Api => (true, false, false),
-        Command::Reconcile => (false, true, false),
-        Command::Kube => (false, false, true),
-        Command::Soak(_) | Command::Restart => (false, false, false),
-        _ => (true, true, true),
+    let (api, reconcile, kube, watch) = match command {
+        Command::Api => (true, false, false, false),
+        Command::Reconcile => (false, true, false, false),
+        Command::Kube => (false, false, true, false),
+        Command::Watch => (false, false, false, true),
+        Command::Soak(_) | Command::Restart => (false, false, false, false),
+        _ => (true, true, true, true),
     };
     let mut sections: Vec<(&str, String)> = Vec::new();
     let mut failed: Vec<&str> = Vec::new();
@@ -174,6 +198,9 @@ async fn main() -> anyhow::Result<()> {
             .await
             .map(|section| format!("{section}\n### Machine\n\n{machine}"));
         keep("restart", outcome);
+    }
+    if watch {
+        keep("watch", watch::run(&server, &options).await);
     }
     let mut soak_checks = Vec::new();
     if let Command::Soak(args) = &command {

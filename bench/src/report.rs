@@ -63,7 +63,7 @@ pub fn verdict(met: bool) -> &'static str {
     if met { "met" } else { "**missed**" }
 }
 
-const MACHINE: &str = "## Machine (last run of api, reconcile or kube)\n\n";
+const MACHINE: &str = "## Machine (last run of api, reconcile, kube or watch)\n\n";
 
 const TITLE: &str = "# alsy benchmark results\n\n\
 Written by `cargo run --release -p alsy-bench -- all` (see README.md for what each number means).\n";
@@ -87,7 +87,7 @@ pub fn write_results(
         .or(old_machine)
         .unwrap_or_default();
     let mut out = format!("{TITLE}\n{MACHINE}{machine}\n");
-    for name in ["api", "reconcile", "kube", "soak", "restart"] {
+    for name in ["api", "reconcile", "kube", "watch", "soak", "restart"] {
         let body = sections
             .iter()
             .find(|(n, _)| *n == name)

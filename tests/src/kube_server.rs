@@ -5,6 +5,10 @@
 //! Tests seed it (pods without alsy's label, a phase), slow it down, inject failures for the next
 //! N requests of a verb on a pod, make deleted pods linger while terminating, make a namespace
 //! enforce Pod Security `restricted`, and read back every request it received.
+//!
+//! It serves watches as kube-apiserver does (`watch.rs`): events from a resource version, bookmarks,
+//! `410 Gone` past its window, a deletion with a grace period as `MODIFIED` then `DELETED`; tests
+//! can end every open stream and expire the window.
 //! `write_kubeconfig` points kube (or the alsy binary) at it.
 //!
 //! Like a cluster with a scheduler, it binds every pod to a node as it is created; like the real
@@ -17,6 +21,7 @@ mod pod_security;
 mod selector;
 mod store;
 mod validate;
+mod watch;
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -39,6 +44,8 @@ use self::store::Store;
 pub enum Verb {
     /// `GET .../pods`
     List,
+    /// `GET .../pods?watch=true`
+    Watch,
     /// `GET .../pods/{name}`
     Get,
     /// `POST .../pods`
@@ -95,6 +102,8 @@ pub struct KubeServer {
     task: JoinHandle<()>,
     /// The kubeconfigs written for it; removed when the server is dropped.
     kubeconfigs: tempfile::TempDir,
+    /// Ends the grace periods on time, so watches see `DELETED` when they end.
+    reaper: JoinHandle<()>,
 }
 
 impl KubeServer {
@@ -111,11 +120,13 @@ impl KubeServer {
             .prefix("alsy-kube-server-")
             .tempdir()
             .expect("a temporary folder for the kubeconfigs");
+        let reaper = tokio::spawn(reap(shared.clone()));
         KubeServer {
             addr,
             shared,
             task,
             kubeconfigs,
+            reaper,
         }
     }
 
@@ -226,10 +237,82 @@ impl KubeServer {
     pub fn clear_requests(&self) {
         lock(&self.shared).requests.clear();
     }
+
+    /// The requests received since the first `skip` ones (`requests().len()` taken earlier).
+    pub fn requests_after(&self, skip: usize) -> Vec<RecordedRequest> {
+        lock(&self.shared)
+            .requests
+            .iter()
+            .skip(skip)
+            .cloned()
+            .collect()
+    }
+
+    /// The watch streams opened so far (requests with `watch=true`).
+    pub fn watches_opened(&self) -> usize {
+        let store = lock(&self.shared);
+        store
+            .requests
+            .iter()
+            .filter(|r| r.verb == Some(Verb::Watch))
+            .count()
+    }
+
+    /// How many watch streams are open now (a watch request held by a fault is not open yet).
+    pub fn open_watches(&self) -> usize {
+        lock(&self.shared).watch.open_streams()
+    }
+
+    /// Ends every open watch stream, as an API server restart or a broken connection would; the
+    /// clients' next watch resumes from the last version they saw.
+    pub fn drop_watches(&self) {
+        lock(&self.shared).watch.drop_all();
+    }
+
+    /// Forgets every watch event so far: a watch from an older version than the current one gets
+    /// `410 Gone` and the client must list again.
+    pub fn expire_watch_history(&self) {
+        let mut store = lock(&self.shared);
+        let current = store.current_version();
+        store.watch.expire(current);
+    }
+
+    /// Keeps only the latest `events` watch events (10,000 unless set), as a watch cache does.
+    pub fn set_watch_history(&self, events: usize) {
+        lock(&self.shared).watch.set_limit(events);
+    }
+
+    /// Sends a bookmark at the current resource version to every watch that allows them.
+    pub fn send_bookmark(&self) {
+        let store = lock(&self.shared);
+        store.watch.bookmark(store.current_version());
+    }
+
+    /// How often watches that allow bookmarks get one (every minute unless set), for streams
+    /// opened from now on.
+    pub fn set_bookmark_interval(&self, interval: Duration) {
+        lock(&self.shared).watch.bookmark_interval = interval;
+    }
+
+    /// The resource version of the latest change.
+    pub fn resource_version(&self) -> u64 {
+        lock(&self.shared).current_version()
+    }
+}
+
+/// Removes pods whose grace period has ended, every few milliseconds, as a kubelet would finish
+/// them: otherwise they would go only when the next request looks.
+async fn reap(shared: Shared) {
+    let mut tick = tokio::time::interval(Duration::from_millis(10));
+    loop {
+        tick.tick().await;
+        lock(&shared).purge();
+    }
 }
 
 impl Drop for KubeServer {
     fn drop(&mut self) {
         self.task.abort();
+        self.reaper.abort();
     }
 }

@@ -315,6 +315,8 @@ impl Settings {
                     },
                     PodSecurity::Baseline => PodSecurity::Baseline,
                 },
+                // No setting: alsy always watches its pods (README.md, "Running on Kubernetes").
+                watch: true,
             },
             auth: AuthSettings {
                 tokens_file: tokens_file?,

@@ -12,7 +12,7 @@ use warp::hyper::body::Bytes;
 use warp::reply::{Reply, Response};
 
 use super::store::{Answer, Store, injected, status};
-use super::{Fault, RecordedRequest, Verb};
+use super::{Fault, RecordedRequest, Verb, watch};
 
 pub(crate) type Shared = Arc<Mutex<Store>>;
 
@@ -88,7 +88,18 @@ async fn handle(
     query: Vec<(String, String)>,
     body: Bytes,
 ) -> Result<Response, Infallible> {
-    let route = Route::parse(&method, &path);
+    let mut route = Route::parse(&method, &path);
+    let watching = query
+        .iter()
+        .any(|(k, v)| k == "watch" && (v == "true" || v == "1"));
+    if let Route::Pods {
+        verb: verb @ Verb::List,
+        ..
+    } = &mut route
+        && watching
+    {
+        *verb = Verb::Watch;
+    }
     let (verb, pod) = match &route {
         Route::Pods {
             verb: Verb::Create, ..
@@ -119,6 +130,17 @@ async fn handle(
     if !delay.is_zero() {
         tokio::time::sleep(delay).await;
     }
+    if let (
+        None | Some(Fault::Delay(_) | Fault::Hold(_)),
+        Route::Pods {
+            verb: Verb::Watch,
+            namespace,
+            ..
+        },
+    ) = (&fault, &route)
+    {
+        return Ok(watch::respond(&shared, namespace, &query).unwrap_or_else(respond));
+    }
     let answer = match (fault, route) {
         (Some(Fault::Status(code)), _) => injected(code, pod.as_deref()),
         (_, Route::Version) => version(),
@@ -139,7 +161,7 @@ async fn handle(
             let mut store = lock(&shared);
             let name = name.unwrap_or_default();
             match verb {
-                Verb::List => store.list(&namespace, &query),
+                Verb::List | Verb::Watch => store.list(&namespace, &query),
                 Verb::Get => store.get(&namespace, &name),
                 Verb::Create => store.create(&namespace, &body),
                 Verb::Delete => store.delete(&namespace, &name, &body),

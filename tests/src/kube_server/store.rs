@@ -13,6 +13,7 @@ use tokio::time::Instant;
 use super::pod_security::restricted_violations;
 use super::selector::Selector;
 use super::validate::{Refusal, pod_for_create};
+use super::watch::{Change, WatchLog};
 use super::{Fault, RecordedRequest, Verb};
 
 /// An answer: HTTP code, JSON body, and for 429 a `Retry-After` in seconds.
@@ -117,6 +118,10 @@ pub(crate) struct Store {
     pub(crate) restricted: std::collections::BTreeSet<String>,
     next_uid: u64,
     resource_version: u64,
+    /// The pods with a `gone_at`, so that ending grace periods never walks every pod.
+    dying: BTreeMap<(String, String), Instant>,
+    /// Every change as a watch event (`watch.rs`).
+    pub(crate) watch: WatchLog,
 }
 
 impl Store {
@@ -132,7 +137,19 @@ impl Store {
             restricted: Default::default(),
             next_uid: 0,
             resource_version: 1000,
+            dying: BTreeMap::new(),
+            watch: WatchLog::new(1000),
         }
+    }
+
+    /// The resource version of the latest change.
+    pub(crate) fn current_version(&self) -> u64 {
+        self.resource_version
+    }
+
+    /// The pods of `namespace` now, as a watch without a resource version starts with them.
+    pub(crate) fn current_pods(&mut self, namespace: &str) -> Vec<Pod> {
+        self.pods(namespace)
     }
 
     pub(crate) fn inject(&mut self, verb: Verb, pod: Option<&str>, times: usize, fault: Fault) {
@@ -154,10 +171,25 @@ impl Store {
         Some(hit.fault.clone())
     }
 
-    /// Forgets pods whose termination grace period has passed.
-    fn purge(&mut self) {
+    /// Forgets pods whose termination grace period has passed; a watch sees them `DELETED`.
+    pub(crate) fn purge(&mut self) {
         let now = Instant::now();
-        self.pods.retain(|_, s| s.gone_at.is_none_or(|at| at > now));
+        let over: Vec<(String, String)> = self
+            .dying
+            .iter()
+            .filter(|(_, at)| **at <= now)
+            .map(|(key, _)| key.clone())
+            .collect();
+        for key in over {
+            self.dying.remove(&key);
+            if let Some(stored) = self.pods.remove(&key) {
+                let version = self.resource_version + 1;
+                self.resource_version = version;
+                let mut pod = stored.pod;
+                pod.metadata.resource_version = Some(version.to_string());
+                self.watch.record(Change::Deleted, &key.0, &pod, version);
+            }
+        }
     }
 
     fn bump(&mut self) -> String {
@@ -192,6 +224,8 @@ impl Store {
                 gone_at: None,
             },
         );
+        self.watch
+            .record(Change::Added, namespace, &pod, self.resource_version);
         pod
     }
 
@@ -223,6 +257,9 @@ impl Store {
             .get_or_insert_with(PodStatus::default)
             .phase = Some(phase.to_owned());
         stored.pod.metadata.resource_version = Some(version);
+        let pod = stored.pod.clone();
+        self.watch
+            .record(Change::Modified, namespace, &pod, self.resource_version);
         true
     }
 
@@ -245,22 +282,33 @@ impl Store {
             Some(Err(_)) => return status(400, "limit: invalid value".into(), None),
         };
         let after = param("continue").filter(|c| !c.is_empty());
+        // From the continue token on, in name order: a page costs its own pods, not the whole store.
+        let from = (namespace.to_owned(), after.unwrap_or_default().to_owned());
         let mut matching = self
             .pods
-            .iter()
-            .filter(|((ns, name), _)| ns == namespace && after.is_none_or(|a| name.as_str() > a))
+            .range(from..)
+            .take_while(|((ns, _), _)| ns == namespace)
+            .filter(|((_, name), _)| after.is_none_or(|a| name.as_str() > a))
             .map(|(_, s)| &s.pod)
             .filter(|pod| {
                 selector.matches(pod.metadata.labels.as_ref().unwrap_or(&BTreeMap::new()))
             });
         let items: Vec<Pod> = matching.by_ref().take(limit).cloned().collect();
-        let remaining = matching.count();
-        let continue_ = (remaining > 0)
+        let more = matching.next().is_some();
+        let continue_ = more
             .then(|| items.last().and_then(|p| p.metadata.name.clone()))
             .flatten();
+        // As the API server: how many remain is known, and said, only without a selector.
+        let remaining = (more && selector == Selector::default()).then(|| {
+            let rest = self
+                .pods
+                .range(from_name(namespace, continue_.as_deref())..)
+                .take_while(|((ns, _), _)| ns == namespace);
+            rest.count() as i64 - 1
+        });
         let metadata = ListMeta {
             continue_,
-            remaining_item_count: (remaining > 0).then_some(remaining as i64),
+            remaining_item_count: remaining,
             resource_version: Some(self.resource_version.to_string()),
             self_link: None,
         };
@@ -338,21 +386,35 @@ impl Store {
         let phase = stored.pod.status.as_ref().and_then(|s| s.phase.as_deref());
         let finished = matches!(phase, Some("Failed" | "Succeeded"));
         if grace.is_zero() || finished {
+            self.dying.remove(&key);
             let mut pod = self.pods.remove(&key).map(|s| s.pod).unwrap_or_default();
             pod.metadata.resource_version = Some(version);
             pod.metadata.deletion_timestamp = Some(Time(Timestamp::now()));
             pod.metadata.deletion_grace_period_seconds = Some(0);
+            self.watch
+                .record(Change::Deleted, namespace, &pod, self.resource_version);
             return Answer::ok(200, pod);
         }
         if stored.gone_at.is_none() {
-            stored.gone_at = Some(Instant::now() + grace);
+            let gone_at = Instant::now() + grace;
+            stored.gone_at = Some(gone_at);
             let meta = &mut stored.pod.metadata;
             let seconds = grace.as_secs().max(1);
             let at = Timestamp::now().checked_add(SignedDuration::from_secs(seconds as i64));
             meta.deletion_timestamp = at.ok().map(Time);
             meta.deletion_grace_period_seconds = Some(seconds as i64);
             meta.resource_version = Some(version);
+            let pod = stored.pod.clone();
+            self.dying.insert(key, gone_at);
+            self.watch
+                .record(Change::Modified, namespace, &pod, self.resource_version);
+            return Answer::ok(200, pod);
         }
         Answer::ok(200, stored.pod.clone())
     }
+}
+
+/// The first key of `namespace` at or after pod `name` (its start without one).
+fn from_name(namespace: &str, name: Option<&str>) -> (String, String) {
+    (namespace.to_owned(), name.unwrap_or_default().to_owned())
 }

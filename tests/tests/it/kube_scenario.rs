@@ -128,6 +128,12 @@ async fn a_failed_pod_in_the_cluster_is_replaced(kube: impl Cluster) {
     let before = kube.pod(&name).await.unwrap().metadata.uid;
     assert!(kube.set_phase(&name, "Failed").await);
     assert!(kube.set_phase(clusters::FOREIGN, "Failed").await);
+    // alsy's watch brings the change; nudges are off in this app, so the test runs the pass.
+    eventually("alsy sees the pod failed", PATIENCE, || async {
+        let pods = app.get("/api/v1/pods").await.body;
+        pods["data"][0]["phase"] == "Failed"
+    })
+    .await;
 
     let report = app.sync().await;
 

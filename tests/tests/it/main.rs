@@ -21,3 +21,4 @@ mod reconciler;
 mod repository_contract;
 mod scenario;
 mod security;
+mod watching;

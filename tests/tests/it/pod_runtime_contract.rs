@@ -1,9 +1,12 @@
 //! The `PodRuntime` contract: the same cases run against `FakePodRuntime`, against `KubeRuntime`
 //! talking real HTTP to the test API server, and against `KubeRuntime` on a real kube-apiserver
-//! (envtest) whose pods a stand-in kubelet binds, runs and finishes deleting. What only Kubernetes
-//! can do wrong (status codes, timeouts, terminating pods, foreign pods) is in `kube_only`.
+//! (envtest) whose pods a stand-in kubelet binds, runs and finishes deleting; each `KubeRuntime`
+//! once asking the API server on every list, and once answering from its watch-fed store
+//! (`…_watched`). What only Kubernetes can do wrong (status codes, timeouts, terminating pods,
+//! foreign pods) is in `kube_only`; the change feed and the store are in `watch`.
 
 mod kube_only;
+mod watch;
 
 use std::path::Path;
 use std::time::{Duration, SystemTime};
@@ -104,13 +107,22 @@ pub struct Kube {
     pub runtime: KubeRuntime,
 }
 
-/// Settings for tests: short timeouts, no rate limit.
+/// Settings for tests: short timeouts, no rate limit, no watch: every call is one request.
 pub fn test_settings() -> KubeSettings {
     KubeSettings {
         namespace: None,
         request_timeout: Duration::from_secs(2),
         qps: 0,
+        watch: false,
         ..KubeSettings::default()
+    }
+}
+
+/// [`test_settings`] with the watch on, as alsy runs.
+pub fn watched_settings() -> KubeSettings {
+    KubeSettings {
+        watch: true,
+        ..test_settings()
     }
 }
 
@@ -169,11 +181,19 @@ struct RealApiServer {
 impl RealApiServer {
     /// `None` (after a `SKIPPED:` line) without envtest binaries.
     async fn start() -> Option<RealApiServer> {
+        RealApiServer::start_with(test_settings()).await
+    }
+
+    async fn start_watched() -> Option<RealApiServer> {
+        RealApiServer::start_with(watched_settings()).await
+    }
+
+    async fn start_with(settings: KubeSettings) -> Option<RealApiServer> {
         let envtest = Envtest::shared().await?;
         let namespace = envtest.namespace("contract", &[]).await;
         let client = envtest.client().await;
         let kubelet = StandInKubelet::start(client.clone(), &namespace, Duration::ZERO);
-        let runtime = connect(&envtest.write_alsy_kubeconfig(&namespace), &test_settings()).await;
+        let runtime = connect(&envtest.write_alsy_kubeconfig(&namespace), &settings).await;
         let pods = Api::namespaced(client, &namespace);
         Some(RealApiServer {
             runtime,
@@ -389,23 +409,29 @@ async fn phases_are_reported_as_the_runtime_sees_them(h: impl Harness) {
     assert!(h.set_phase(&failed.name, PodPhase::Failed).await);
     assert!(h.set_phase(&done.name, PodPhase::Succeeded).await);
     assert!(h.set_phase(&running.name, PodPhase::Running).await);
-    let mut listed: Vec<(String, PodPhase)> = h
-        .runtime()
-        .list()
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|p| (p.name.to_string(), p.phase))
-        .collect();
-    listed.sort_by(|a, b| a.0.cmp(&b.0));
-    assert_eq!(
-        listed,
-        vec![
-            ("hft-1".to_owned(), PodPhase::Running),
-            ("twap-1".to_owned(), PodPhase::Succeeded),
-            ("vwap-1".to_owned(), PodPhase::Failed),
-        ]
-    );
+    let expected = vec![
+        ("hft-1".to_owned(), PodPhase::Running),
+        ("twap-1".to_owned(), PodPhase::Succeeded),
+        ("vwap-1".to_owned(), PodPhase::Failed),
+    ];
+    // A watched runtime sees a change made behind its back once the watch brings it.
+    eventually(
+        "the runtime reports the phases set",
+        Duration::from_secs(30),
+        || async {
+            let mut listed: Vec<(String, PodPhase)> = h
+                .runtime()
+                .list()
+                .await
+                .unwrap()
+                .into_iter()
+                .map(|p| (p.name.to_string(), p.phase))
+                .collect();
+            listed.sort_by(|a, b| a.0.cmp(&b.0));
+            listed == expected
+        },
+    )
+    .await;
 }
 
 async fn creating_a_pod_whose_name_a_foreign_pod_holds_is_rejected_naming_it(h: impl Harness) {
@@ -432,7 +458,8 @@ async fn creating_a_pod_whose_name_a_foreign_pod_holds_is_rejected_naming_it(h: 
 }
 
 /// Each case once per runtime: `pod_runtime_contract::fake::<case>`, `…::kube::<case>` (the test
-/// API server) and `…::envtest::<case>` (the real one).
+/// API server) and `…::envtest::<case>` (the real one), and the last two again with the watch on
+/// (`…::kube_watched::<case>`, `…::envtest_watched::<case>`).
 macro_rules! contract {
     ($($case:ident),* $(,)?) => {
         mod fake {
@@ -451,6 +478,20 @@ macro_rules! contract {
             $(#[tokio::test]
             async fn $case() {
                 if let Some(harness) = super::RealApiServer::start().await {
+                    super::$case(harness).await;
+                }
+            })*
+        }
+        mod kube_watched {
+            $(#[tokio::test]
+            async fn $case() {
+                super::$case(super::Kube::start_with(super::watched_settings()).await).await;
+            })*
+        }
+        mod envtest_watched {
+            $(#[tokio::test]
+            async fn $case() {
+                if let Some(harness) = super::RealApiServer::start_watched().await {
                     super::$case(harness).await;
                 }
             })*

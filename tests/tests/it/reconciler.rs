@@ -1,7 +1,9 @@
 //! The reconciler and the watcher over the in-memory adapters, driven directly: the pass itself,
 //! its report, failure isolation, drift, restarts and their compare-and-set acknowledge.
-//! Restarts through terminating pods are in `terminating`.
+//! Restarts through terminating pods are in `terminating`; the watcher nudged by the runtime's
+//! change feed is in `drift`.
 
+mod drift;
 mod terminating;
 
 use std::sync::Arc;

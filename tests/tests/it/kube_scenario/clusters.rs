@@ -43,7 +43,7 @@ pub trait Cluster {
     async fn accept_creates(&self);
     /// No request alsy made named `pod`.
     async fn assert_alsy_never_named(&self, pod: &str);
-    /// alsy listed, and only ever with its label selector.
+    /// alsy listed, and only ever listed or watched with its label selector.
     async fn assert_alsy_listed_only_with_its_selector(&self);
 }
 
@@ -104,7 +104,7 @@ impl Cluster for TestServer {
         let requests = self.server.requests();
         let lists: Vec<_> = requests
             .iter()
-            .filter(|r| r.verb == Some(Verb::List))
+            .filter(|r| matches!(r.verb, Some(Verb::List | Verb::Watch)))
             .collect();
         assert!(!lists.is_empty());
         for list in lists {
@@ -252,7 +252,10 @@ impl Cluster for Envtest {
     }
     async fn assert_alsy_listed_only_with_its_selector(&self) {
         let requests = self.alsys_requests();
-        let lists: Vec<_> = requests.iter().filter(|e| e.verb == "list").collect();
+        let lists: Vec<_> = requests
+            .iter()
+            .filter(|e| e.verb == "list" || e.verb == "watch")
+            .collect();
         assert!(!lists.is_empty());
         for list in lists {
             assert!(
