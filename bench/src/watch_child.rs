@@ -100,6 +100,12 @@ fn desired(id: i64) -> DesiredPod {
         mem: Quantity::parse("512Mi").expect("a valid quantity"),
         version: Version::parse(1).expect("a valid version"),
         priority: Priority::parse(0.5).expect("a valid priority"),
+        // Every pod carries a restart mark, as after a restart of every client: the most the
+        // watch decodes and the store keeps.
+        restart_mark: Some(
+            std::time::SystemTime::UNIX_EPOCH
+                + std::time::Duration::from_secs(1_700_000_000 + id as u64),
+        ),
     }
 }
 

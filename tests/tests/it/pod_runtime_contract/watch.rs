@@ -67,10 +67,10 @@ fn gone(algorithm: Algorithm, id: i64) -> PodChange {
 }
 
 fn seen(algorithm: Algorithm, id: i64, phase: PodPhase) -> PodChange {
-    PodChange::Seen(alsy_domain::ObservedPod {
-        name: desired(algorithm, id).name,
+    PodChange::Seen(alsy_domain::ObservedPod::new(
+        desired(algorithm, id).name,
         phase,
-    })
+    ))
 }
 
 #[tokio::test]

@@ -73,6 +73,7 @@ fn unasked(id: i64) -> DesiredPod {
         mem: Quantity::parse("1Gi").unwrap(),
         version: Version::parse(1).unwrap(),
         priority: Priority::parse(1.0).unwrap(),
+        restart_mark: None,
     }
 }
 
