@@ -130,7 +130,10 @@ impl ClientRepository for InMemoryRepository {
     ) -> Result<Client, RepoError> {
         let mut state = self.state()?;
         let client = state.client_mut(id)?;
-        client.status = status;
+        // Merged, as PostgreSQL merges: a switch the write does not name keeps its value.
+        for (algorithm, on) in status.switches() {
+            client.status.set(algorithm, on);
+        }
         client.need_restart |= need_restart;
         client.updated_at = next_write_time(client.updated_at);
         Ok(client.clone())

@@ -439,9 +439,9 @@ mod tests {
     fn desired(id: i64) -> DesiredPod {
         let client_id = ClientId::new(id).unwrap();
         DesiredPod {
-            name: PodName::of(Algorithm::Vwap, client_id),
+            name: PodName::of(Algorithm::named("VWAP"), client_id),
             client_id,
-            algorithm: Algorithm::Vwap,
+            algorithm: Algorithm::named("VWAP"),
             image: ImageRef::parse("algo:1").unwrap(),
             cpu: Quantity::parse("1").unwrap(),
             mem: Quantity::parse("1Gi").unwrap(),

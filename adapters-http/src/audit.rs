@@ -4,7 +4,7 @@
 //! A handler knows what it changed but not who asked; the exchange knows who asked. So the
 //! handler attaches an [`Audit`] to its response and the exchange writes the line.
 
-use alsy_domain::{AlgorithmStatus, ClientId};
+use alsy_domain::{AlgorithmStatus, Catalogue, ClientId};
 use warp::reply::Response;
 
 /// What a write did, carried from its handler to the exchange in the response's extensions.
@@ -40,9 +40,10 @@ impl Audit {
         }
     }
 
-    /// The switches as written: `VWAP=on,TWAP=off,HFT=on`.
-    pub fn switches(status: &AlgorithmStatus) -> String {
-        alsy_domain::Algorithm::ALL
+    /// The switches as written, in catalogue order: `VWAP=on,TWAP=off,HFT=on`.
+    pub fn switches(status: &AlgorithmStatus, catalogue: &Catalogue) -> String {
+        catalogue
+            .algorithms()
             .iter()
             .map(|a| format!("{a}={}", if status.is_on(*a) { "on" } else { "off" }))
             .collect::<Vec<_>>()

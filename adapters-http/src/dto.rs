@@ -5,9 +5,10 @@
 use std::time::SystemTime;
 
 use alsy_app::{Operation, PassOutcome, PassReport, PodView};
-use alsy_domain::{AlgorithmStatus, Client, Page};
+use alsy_domain::{AlgorithmStatus, Catalogue, Client, Page};
 use chrono::{DateTime, SecondsFormat, Utc};
-use serde::Serialize;
+use serde::ser::SerializeMap;
+use serde::{Serialize, Serializer};
 use utoipa::ToSchema;
 
 use crate::openapi::status_schema;
@@ -34,12 +35,37 @@ pub(crate) struct ClientDto<'a> {
     created_at: String,
     #[schema(format = DateTime)]
     updated_at: String,
-    #[schema(schema_with = status_schema)]
-    status: AlgorithmStatus,
+    /// One switch per algorithm of the catalogue (the document states the configured one).
+    #[schema(schema_with = default_status_schema)]
+    status: StatusDto<'a>,
 }
 
-impl<'a> From<&'a Client> for ClientDto<'a> {
-    fn from(client: &'a Client) -> Self {
+/// The switches of the catalogue's algorithms, in catalogue order: `{"VWAP":true,...}`. A
+/// stored switch of an algorithm outside the catalogue is not shown: it does not run.
+#[derive(Debug)]
+pub(crate) struct StatusDto<'a> {
+    status: &'a AlgorithmStatus,
+    catalogue: &'a Catalogue,
+}
+
+impl Serialize for StatusDto<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let algorithms = self.catalogue.algorithms();
+        let mut map = serializer.serialize_map(Some(algorithms.len()))?;
+        for algorithm in algorithms {
+            map.serialize_entry(algorithm.as_str(), &self.status.is_on(*algorithm))?;
+        }
+        map.end()
+    }
+}
+
+fn default_status_schema() -> utoipa::openapi::schema::Object {
+    status_schema(&Catalogue::default())
+}
+
+impl<'a> ClientDto<'a> {
+    /// `client` as the API shows it, with the switches of `catalogue`'s algorithms.
+    pub(crate) fn new(client: &'a Client, catalogue: &'a Catalogue) -> Self {
         ClientDto {
             id: client.id.get(),
             name: client.spec.name.as_str(),
@@ -52,7 +78,10 @@ impl<'a> From<&'a Client> for ClientDto<'a> {
             spawned_at: client.spawned_at.map(timestamp),
             created_at: timestamp(client.created_at),
             updated_at: timestamp(client.updated_at),
-            status: client.status,
+            status: StatusDto {
+                status: &client.status,
+                catalogue,
+            },
         }
     }
 }
@@ -76,10 +105,15 @@ pub(crate) struct UnusableDto<'a> {
     reason: &'a str,
 }
 
-impl<'a> From<&'a Page> for PageDto<'a> {
-    fn from(page: &'a Page) -> Self {
+impl<'a> PageDto<'a> {
+    /// `page` as the API shows it.
+    pub(crate) fn new(page: &'a Page, catalogue: &'a Catalogue) -> Self {
         PageDto {
-            items: page.items.iter().map(ClientDto::from).collect(),
+            items: page
+                .items
+                .iter()
+                .map(|c| ClientDto::new(c, catalogue))
+                .collect(),
             unusable: page
                 .unusable
                 .iter()
@@ -99,7 +133,7 @@ impl<'a> From<&'a Page> for PageDto<'a> {
 pub(crate) struct PodDto<'a> {
     name: &'a str,
     client_id: Option<i64>,
-    algorithm: Option<&'static str>,
+    algorithm: Option<&'a str>,
     /// `Terminating`: being deleted, gone once its grace period ends.
     #[schema(
         value_type = String,
@@ -113,7 +147,7 @@ impl<'a> From<&'a PodView> for PodDto<'a> {
         PodDto {
             name: pod.name.as_str(),
             client_id: pod.client_id.map(|id| id.get()),
-            algorithm: pod.algorithm.map(|a| a.as_str()),
+            algorithm: pod.algorithm.as_ref().map(|a| a.as_str()),
             phase: pod.phase.as_str(),
         }
     }
@@ -242,11 +276,10 @@ mod tests {
                 priority: 0.25,
             })
             .unwrap(),
-            status: AlgorithmStatus {
-                vwap: true,
-                twap: false,
-                hft: true,
-            },
+            status: [("VWAP", true), ("TWAP", false), ("HFT", true)]
+                .into_iter()
+                .map(|(name, on)| (alsy_domain::Algorithm::parse(name).unwrap(), on))
+                .collect(),
             need_restart: false,
             spawned_at: None,
             created_at: at,
@@ -257,10 +290,24 @@ mod tests {
     #[test]
     fn a_client_has_exactly_the_fields_of_the_contract_in_order() {
         let client = client();
-        let text = serde_json::to_string(&ClientDto::from(&client)).unwrap();
+        let text = serde_json::to_string(&ClientDto::new(&client, &Catalogue::default())).unwrap();
         assert_eq!(
             text,
             r#"{"id":3,"name":"Jimbo","version":2,"image":"ghcr.io/acme/vwap:1.0","cpu":"500m","mem":"512Mi","priority":0.25,"need_restart":false,"spawned_at":null,"created_at":"2024-07-19T00:15:22.000000Z","updated_at":"2024-07-19T00:15:22.001500Z","status":{"VWAP":true,"TWAP":false,"HFT":true}}"#
+        );
+    }
+
+    #[test]
+    fn status_shows_the_catalogues_switches_in_its_order_and_nothing_else() {
+        let mut client = client();
+        client
+            .status
+            .set(alsy_domain::Algorithm::parse("POV").unwrap(), true);
+        let catalogue = Catalogue::parse("HFT,X,VWAP").unwrap();
+        let text = serde_json::to_string(&ClientDto::new(&client, &catalogue)).unwrap();
+        assert!(
+            text.ends_with(r#""status":{"HFT":true,"X":false,"VWAP":true}}"#),
+            "{text}"
         );
     }
 
@@ -274,7 +321,8 @@ mod tests {
             }],
             next: ClientId::new(3),
         };
-        let value: Value = serde_json::to_value(PageDto::from(&page)).unwrap();
+        let value: Value =
+            serde_json::to_value(PageDto::new(&page, &Catalogue::default())).unwrap();
         assert_eq!(value["next"], json!(3));
         assert_eq!(
             value["unusable"],

@@ -35,9 +35,9 @@ impl From<ServiceError> for Failed {
 pub(crate) type Outcome = Result<Response, Failed>;
 
 /// A body as read by [`crate::body::read`].
-type Body = Result<Vec<u8>, ApiError>;
+pub(crate) type Body = Result<Vec<u8>, ApiError>;
 
-fn bad_request(message: String) -> Failed {
+pub(crate) fn bad_request(message: String) -> Failed {
     ApiError::BadRequest(message).into()
 }
 
@@ -83,7 +83,7 @@ pub(crate) async fn create_client(service: Service, body: Body) -> Outcome {
     let response = envelope::ok(
         StatusCode::CREATED,
         Some("client created successfully"),
-        Some(&ClientDto::from(&client)),
+        Some(&ClientDto::new(&client, service.catalogue())),
     );
     let response = envelope::with_header(response, LOCATION, &location);
     Ok(Audit::client("client created", client.id, Audit::SPEC_FIELDS.into()).attach(response))
@@ -96,7 +96,7 @@ pub(crate) async fn list_clients(service: Service, query: Query) -> Outcome {
     Ok(envelope::ok(
         StatusCode::OK,
         None,
-        Some(&PageDto::from(&page)),
+        Some(&PageDto::new(&page, service.catalogue())),
     ))
 }
 
@@ -106,7 +106,7 @@ pub(crate) async fn get_client(segment: String, service: Service) -> Outcome {
     Ok(envelope::ok(
         StatusCode::OK,
         None,
-        Some(&ClientDto::from(&client)),
+        Some(&ClientDto::new(&client, service.catalogue())),
     ))
 }
 
@@ -124,7 +124,7 @@ pub(crate) async fn update_client(
     let response = envelope::ok(
         StatusCode::OK,
         Some("client updated successfully"),
-        Some(&ClientDto::from(&client)),
+        Some(&ClientDto::new(&client, service.catalogue())),
     );
     let changed = Audit::restart_marked(Audit::SPEC_FIELDS.into(), need_restart);
     Ok(Audit::client("client updated", id, changed).attach(response))
@@ -146,14 +146,15 @@ pub(crate) async fn set_status(
 ) -> Outcome {
     let id = client_id(&segment)?;
     let need_restart = input::need_restart(&query).map_err(bad_request)?;
-    let status = input::algorithm_status(&body?).map_err(bad_request)?;
+    let status = input::algorithm_status(&body?, service.catalogue()).map_err(bad_request)?;
+    let switches = Audit::switches(&status, service.catalogue());
     let client = service.set_status(id, status, need_restart).await?;
     let response = envelope::ok(
         StatusCode::OK,
         Some("status updated successfully"),
-        Some(&ClientDto::from(&client)),
+        Some(&ClientDto::new(&client, service.catalogue())),
     );
-    let changed = Audit::restart_marked(Audit::switches(&status), need_restart);
+    let changed = Audit::restart_marked(switches, need_restart);
     Ok(Audit::client("status updated", id, changed).attach(response))
 }
 
@@ -212,9 +213,9 @@ pub(crate) async fn metrics(service: Service, metrics: Metrics) -> Outcome {
     Ok(response)
 }
 
-/// `GET /api/openapi.json`: the API description.
-pub(crate) async fn openapi() -> Outcome {
-    let document = crate::openapi::document().map_err(ApiError::Internal)?;
+/// `GET /api/openapi.json`: the API description, built with the routes.
+pub(crate) async fn openapi(document: std::sync::Arc<Result<String, String>>) -> Outcome {
+    let document = document.as_ref().clone().map_err(ApiError::Internal)?;
     let mut response = warp::reply::Response::new(document.into());
     response.headers_mut().insert(
         warp::http::header::CONTENT_TYPE,

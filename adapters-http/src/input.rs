@@ -1,6 +1,7 @@
 //! What the API accepts, parsed at the edge: JSON bodies into a `ClientSpec` or an
-//! `AlgorithmStatus`, query strings into `need_restart` and a `PageRequest`, path segments into a
-//! `ClientId`. Every error names the field or parameter at fault.
+//! `AlgorithmStatus` (keyed by the configured catalogue), query strings into `need_restart` and a
+//! `PageRequest`, path segments into a `ClientId`. Every error names the field or parameter at
+//! fault. The earlier services' bodies (`crate::earlier`) are built from the same pieces.
 //!
 //! Bodies are checked field by field on a generic JSON object rather than with a derived
 //! `Deserialize`, so every message has one shape (`missing field "cpu"`, `unknown field "colour"`,
@@ -9,12 +10,24 @@
 
 use std::fmt;
 
-use alsy_domain::{Algorithm, AlgorithmStatus, ClientId, ClientSpec, ClientSpecInput, PageRequest};
+use alsy_domain::{
+    Algorithm, AlgorithmStatus, Catalogue, ClientId, ClientSpec, ClientSpecInput, PageRequest,
+};
 use serde::de::{Deserialize, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde_json::Value;
 
 /// A JSON object with its keys in the order given, duplicates included.
-struct Object(Vec<(String, Value)>);
+pub(crate) struct Object(Vec<(String, Value)>);
+
+impl Object {
+    /// Its fields as given, unchecked.
+    pub(crate) fn into_entries(self) -> Entries {
+        self.0
+    }
+}
+
+/// An object's fields, checked by [`fields`].
+pub(crate) type Entries = Vec<(String, Value)>;
 
 /// A body parsed once: an object with every key as given (serde_json's own map keeps only the
 /// last of a repeated key), or the kind of the value that is not an object.
@@ -66,7 +79,7 @@ impl<'de> Deserialize<'de> for Top {
 }
 
 /// Parses a body, once, as one JSON object, whatever the Content-Type said.
-fn object(body: &[u8]) -> Result<Object, String> {
+pub(crate) fn object(body: &[u8]) -> Result<Object, String> {
     if body.iter().all(u8::is_ascii_whitespace) {
         return Err("request body is empty; expected a JSON object".into());
     }
@@ -89,18 +102,23 @@ fn kind(value: &Value) -> &'static str {
     }
 }
 
-fn invalid_type(field: &str, expected: &str, found: &Value) -> String {
+pub(crate) fn invalid_type(field: &str, expected: &str, found: &Value) -> String {
     format!(
         "invalid type for {field:?}: expected {expected}, found {}",
         kind(found)
     )
 }
 
-/// The fields of an object, checked: no unknown or repeated keys, none of `fields` missing.
-fn fields(object: Object, expected: &[&str]) -> Result<Vec<(String, Value)>, String> {
+/// The fields of an object, checked: no unknown or repeated keys, none of `required` missing;
+/// `optional` ones may be left out.
+pub(crate) fn fields(
+    object: Object,
+    required: &[&str],
+    optional: &[&str],
+) -> Result<Entries, String> {
     let mut seen: Vec<&str> = Vec::new();
     for (key, _) in &object.0 {
-        let Some(known) = expected.iter().find(|f| **f == key) else {
+        let Some(known) = required.iter().chain(optional).find(|f| **f == key) else {
             return Err(format!("unknown field {key:?}"));
         };
         if seen.contains(known) {
@@ -108,13 +126,14 @@ fn fields(object: Object, expected: &[&str]) -> Result<Vec<(String, Value)>, Str
         }
         seen.push(known);
     }
-    if let Some(missing) = expected.iter().find(|f| !seen.contains(f)) {
+    if let Some(missing) = required.iter().find(|f| !seen.contains(f)) {
         return Err(format!("missing field {missing:?}"));
     }
     Ok(object.0)
 }
 
-fn take<'v>(entries: &'v [(String, Value)], field: &str) -> &'v Value {
+/// A field's value; `null` when absent (only optional fields can be).
+pub(crate) fn take<'v>(entries: &'v [(String, Value)], field: &str) -> &'v Value {
     entries
         .iter()
         .find(|(k, _)| k == field)
@@ -122,52 +141,137 @@ fn take<'v>(entries: &'v [(String, Value)], field: &str) -> &'v Value {
         .unwrap_or(&Value::Null)
 }
 
-fn string(entries: &[(String, Value)], field: &str) -> Result<String, String> {
+pub(crate) fn string(entries: &[(String, Value)], field: &str) -> Result<String, String> {
     match take(entries, field) {
         Value::String(s) => Ok(s.clone()),
         other => Err(invalid_type(field, "a string", other)),
     }
 }
 
-/// The body of `POST /api/v1/clients` and `PUT /api/v1/clients/{id}`, validated.
-pub(crate) fn client_spec(body: &[u8]) -> Result<ClientSpec, String> {
-    const FIELDS: [&str; 6] = ["name", "version", "image", "cpu", "mem", "priority"];
-    let entries = fields(object(body)?, &FIELDS)?;
-    let version = match take(&entries, "version") {
-        Value::Number(n) if n.is_i64() => n.as_i64().unwrap_or_default(),
-        // Above i64: still an integer, and out of range, which the domain rule reports.
-        Value::Number(n) if n.is_u64() => i64::MAX,
-        // `3.0` and `3e0` are integers too (JSON Schema counts any number without a fraction);
-        // the cast saturates, so one out of range is reported by the domain rule.
+/// An integer field. `3.0` and `3e0` are integers too (JSON Schema counts any number without a
+/// fraction, so a client following the document may send them). One beyond 64 bits saturates:
+/// still an integer, and out of range, which the rule of the field reports.
+pub(crate) fn integer(entries: &[(String, Value)], field: &str) -> Result<i64, String> {
+    match take(entries, field) {
+        Value::Number(n) if n.is_i64() => Ok(n.as_i64().unwrap_or_default()),
+        Value::Number(n) if n.is_u64() => Ok(i64::MAX),
         Value::Number(n) if n.as_f64().is_some_and(|f| f.fract() == 0.0) => {
-            n.as_f64().unwrap_or_default() as i64
+            Ok(n.as_f64().unwrap_or_default() as i64)
         }
-        other => return Err(invalid_type("version", "an integer", other)),
-    };
-    let priority = match take(&entries, "priority") {
-        Value::Number(n) => n.as_f64().unwrap_or(f64::NAN),
-        other => return Err(invalid_type("priority", "a number", other)),
-    };
-    let input = ClientSpecInput {
-        name: string(&entries, "name")?,
-        version,
-        image: string(&entries, "image")?,
-        cpu: string(&entries, "cpu")?,
-        mem: string(&entries, "mem")?,
-        priority,
-    };
-    ClientSpec::parse(input).map_err(|e| e.to_string())
+        other => Err(invalid_type(field, "an integer", other)),
+    }
 }
 
-/// The body of `PUT /api/v1/status/{id}`: all three switches, each keyed upper- or lower-case.
-pub(crate) fn algorithm_status(body: &[u8]) -> Result<AlgorithmStatus, String> {
-    let object = object(body)?;
+pub(crate) fn boolean(entries: &[(String, Value)], field: &str) -> Result<bool, String> {
+    match take(entries, field) {
+        Value::Bool(b) => Ok(*b),
+        other => Err(invalid_type(field, "a boolean", other)),
+    }
+}
+
+/// A client spec from the fields of a body, `names` saying what each is called in it
+/// (`mem` here, `memory` in syncService's body).
+pub(crate) fn spec_from(
+    entries: &[(String, Value)],
+    names: &SpecFields,
+) -> Result<ClientSpec, String> {
+    let priority = match take(entries, names.priority) {
+        Value::Number(n) => n.as_f64().unwrap_or(f64::NAN),
+        other => return Err(invalid_type(names.priority, "a number", other)),
+    };
+    let input = ClientSpecInput {
+        name: string(entries, names.name)?,
+        version: integer(entries, names.version)?,
+        image: string(entries, names.image)?,
+        cpu: string(entries, names.cpu)?,
+        mem: string(entries, names.mem)?,
+        priority,
+    };
+    ClientSpec::parse(input).map_err(|e| {
+        // The domain names its own fields; say the name the body used.
+        let field = match e.field {
+            "name" => names.name,
+            "version" => names.version,
+            "image" => names.image,
+            "cpu" => names.cpu,
+            "mem" => names.mem,
+            _ => names.priority,
+        };
+        format!("{field}: {}", e.problem)
+    })
+}
+
+/// The JSON names of a client spec's fields in one API's bodies.
+pub(crate) struct SpecFields {
+    pub name: &'static str,
+    pub version: &'static str,
+    pub image: &'static str,
+    pub cpu: &'static str,
+    pub mem: &'static str,
+    pub priority: &'static str,
+}
+
+impl SpecFields {
+    /// Every field, in the order of the body.
+    pub(crate) fn all(&self) -> [&'static str; 6] {
+        [
+            self.name,
+            self.version,
+            self.image,
+            self.cpu,
+            self.mem,
+            self.priority,
+        ]
+    }
+}
+
+/// The v1 API's names.
+pub(crate) const V1_SPEC: SpecFields = SpecFields {
+    name: "name",
+    version: "version",
+    image: "image",
+    cpu: "cpu",
+    mem: "mem",
+    priority: "priority",
+};
+
+/// The body of `POST /api/v1/clients` and `PUT /api/v1/clients/{id}`, validated.
+pub(crate) fn client_spec(body: &[u8]) -> Result<ClientSpec, String> {
+    let entries = fields(object(body)?, &V1_SPEC.all(), &[])?;
+    spec_from(&entries, &V1_SPEC)
+}
+
+/// The body of `PUT /api/v1/status/{id}`: a switch for every algorithm of the catalogue, each
+/// keyed by its name or its lower-case form.
+pub(crate) fn algorithm_status(
+    body: &[u8],
+    catalogue: &Catalogue,
+) -> Result<AlgorithmStatus, String> {
+    switches(&object(body)?.0, catalogue, &[], false)
+}
+
+/// The switches among `entries`: every key not in `other` names an algorithm of the catalogue
+/// (by its name or its lower-case form), each of them once, all of them present. Messages
+/// spell the names as the body does: in lower case when `lower_case`.
+pub(crate) fn switches(
+    entries: &[(String, Value)],
+    catalogue: &Catalogue,
+    other: &[&str],
+    lower_case: bool,
+) -> Result<AlgorithmStatus, String> {
+    let spelt = |algorithm: &Algorithm| match lower_case {
+        true => algorithm.slug().to_string(),
+        false => algorithm.as_str().to_owned(),
+    };
     let mut status = AlgorithmStatus::default();
     let mut given: Vec<(Algorithm, &str)> = Vec::new();
-    for (key, value) in &object.0 {
-        let algorithm: Algorithm = key
-            .parse()
-            .map_err(|_| format!("unknown field {key:?} (expected VWAP, TWAP and HFT)"))?;
+    for (key, value) in entries.iter().filter(|(k, _)| !other.contains(&k.as_str())) {
+        let algorithm = catalogue.find(key).ok_or_else(|| {
+            let expected: Vec<String> = (other.iter().map(|o| (*o).to_owned()))
+                .chain(catalogue.algorithms().iter().map(spelt))
+                .collect();
+            format!("unknown field {key:?} (expected {})", and_list(&expected))
+        })?;
         if let Some((_, first)) = given.iter().find(|(a, _)| *a == algorithm) {
             return Err(if first == key {
                 format!("duplicate field {key:?}")
@@ -181,13 +285,23 @@ pub(crate) fn algorithm_status(body: &[u8]) -> Result<AlgorithmStatus, String> {
         status.set(algorithm, *on);
         given.push((algorithm, key));
     }
-    if let Some(missing) = Algorithm::ALL
+    if let Some(missing) = catalogue
+        .algorithms()
         .iter()
         .find(|a| !given.iter().any(|(g, _)| g == *a))
     {
-        return Err(format!("missing field {:?}", missing.as_str()));
+        return Err(format!("missing field {:?}", spelt(missing)));
     }
     Ok(status)
+}
+
+/// `A`, `A and B`, `A, B and C`.
+fn and_list(items: &[String]) -> String {
+    match items {
+        [] => String::new(),
+        [one] => one.clone(),
+        [init @ .., last] => format!("{} and {last}", init.join(", ")),
+    }
 }
 
 /// A `{id}` path segment: digits only, a positive number that fits in 64 bits. Anything else

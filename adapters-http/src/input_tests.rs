@@ -125,36 +125,59 @@ fn domain_rules_are_reported_with_the_field() {
     assert!(client_error(&with("name", json!("  "))).starts_with("name: "));
 }
 
-#[test]
-fn status_accepts_upper_or_lower_case_keys() {
-    let status = algorithm_status(br#"{"VWAP":true,"TWAP":false,"HFT":true}"#).unwrap();
-    assert!(status.vwap && !status.twap && status.hft);
-    let status = algorithm_status(br#"{"vwap":false,"twap":true,"hft":false}"#).unwrap();
-    assert!(!status.vwap && status.twap && !status.hft);
+fn status(body: &str) -> Result<AlgorithmStatus, String> {
+    algorithm_status(body.as_bytes(), &Catalogue::default())
+}
+
+fn on(status: &AlgorithmStatus) -> Vec<String> {
+    status.enabled().map(|a| a.to_string()).collect()
 }
 
 #[test]
-fn status_needs_all_three_keys() {
+fn status_accepts_upper_or_lower_case_keys() {
+    let parsed = status(r#"{"VWAP":true,"TWAP":false,"HFT":true}"#).unwrap();
+    assert_eq!(on(&parsed), ["HFT", "VWAP"]);
+    let parsed = status(r#"{"vwap":false,"twap":true,"hft":false}"#).unwrap();
+    assert_eq!(on(&parsed), ["TWAP"]);
+    assert_eq!(parsed.switches().count(), 3, "every switch, on or off");
+}
+
+#[test]
+fn status_needs_every_key_of_the_catalogue() {
     assert_eq!(
-        algorithm_status(br#"{"VWAP":true,"HFT":true}"#).unwrap_err(),
+        status(r#"{"VWAP":true,"HFT":true}"#).unwrap_err(),
         r#"missing field "TWAP""#
     );
 }
 
 #[test]
+fn status_keys_are_the_configured_catalogues() {
+    let xyz = Catalogue::parse("X,Y,Z").unwrap();
+    let parsed = algorithm_status(br#"{"X":true,"y":false,"Z":true}"#, &xyz).unwrap();
+    assert_eq!(on(&parsed), ["X", "Z"]);
+    assert_eq!(
+        algorithm_status(br#"{"X":true,"Y":false,"Z":true,"VWAP":true}"#, &xyz).unwrap_err(),
+        r#"unknown field "VWAP" (expected X, Y and Z)"#
+    );
+    assert_eq!(
+        algorithm_status(br#"{"X":true,"Z":true}"#, &xyz).unwrap_err(),
+        r#"missing field "Y""#
+    );
+}
+
+#[test]
 fn status_rejects_unknown_mixed_and_repeated_keys() {
-    assert!(
-        algorithm_status(br#"{"VWAP":true,"TWAP":false,"HFT":true,"FOO":true}"#)
-            .unwrap_err()
-            .starts_with(r#"unknown field "FOO""#)
+    assert_eq!(
+        status(r#"{"VWAP":true,"TWAP":false,"HFT":true,"FOO":true}"#).unwrap_err(),
+        r#"unknown field "FOO" (expected VWAP, TWAP and HFT)"#
     );
     assert!(
-        algorithm_status(br#"{"Vwap":true,"TWAP":false,"HFT":true}"#)
+        status(r#"{"Vwap":true,"TWAP":false,"HFT":true}"#)
             .unwrap_err()
             .starts_with(r#"unknown field "Vwap""#)
     );
     assert_eq!(
-        algorithm_status(br#"{"VWAP":true,"vwap":false,"TWAP":false,"HFT":true}"#).unwrap_err(),
+        status(r#"{"VWAP":true,"vwap":false,"TWAP":false,"HFT":true}"#).unwrap_err(),
         r#"duplicate field "vwap": VWAP is already given as "VWAP""#
     );
 }
@@ -162,7 +185,7 @@ fn status_rejects_unknown_mixed_and_repeated_keys() {
 #[test]
 fn status_values_must_be_booleans() {
     assert_eq!(
-        algorithm_status(br#"{"VWAP":"yes","TWAP":false,"HFT":true}"#).unwrap_err(),
+        status(r#"{"VWAP":"yes","TWAP":false,"HFT":true}"#).unwrap_err(),
         r#"invalid type for "VWAP": expected a boolean, found a string"#
     );
 }

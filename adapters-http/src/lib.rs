@@ -16,6 +16,7 @@ mod auth;
 mod body;
 mod connection;
 mod dto;
+mod earlier;
 mod envelope;
 mod error;
 mod exchange;

@@ -3,15 +3,16 @@
 //!
 //! The input rules that the edge enforces are stated as schema constraints, so a client (or a
 //! fuzzer) that follows the document gets its writes accepted, and one that breaks it gets a
-//! 400: the patterns here are tested against the domain parsers. The status body's keys come
-//! from the algorithm list, so a configurable catalogue changes the document with it.
+//! 400: the patterns here are tested against the domain parsers. The status bodies' keys come
+//! from the configured catalogue, so the document is built for it when the routes are.
+//! syncService's routes are described in `openapi_earlier.rs`.
 
 // The operation declarations are functions only `utoipa::path` reads.
 #![allow(dead_code)]
 
 use std::borrow::Cow;
 
-use alsy_domain::Algorithm;
+use alsy_domain::Catalogue;
 use utoipa::openapi::link::LinkBuilder;
 use utoipa::openapi::schema::{AdditionalProperties, Object, ObjectBuilder, Schema, Type};
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
@@ -19,6 +20,14 @@ use utoipa::openapi::{KnownFormat, RefOr, SchemaFormat};
 use utoipa::{Modify, OpenApi, PartialSchema, ToSchema};
 
 use crate::dto::{ClientDto, FailureDto, HeldDto, PageDto, PodDto, ReportDto};
+use crate::input::{SpecFields, V1_SPEC};
+
+#[path = "openapi_earlier.rs"]
+mod earlier;
+
+use earlier::{
+    SyncChangedClient, SyncDeletedClient, SyncNewClient, SyncStatusInput, sync_status_schema,
+};
 
 /// A client name: not blank (some character that is neither white space nor a control
 /// character), and no control character anywhere. Spelled out rather than `\s`, whose meaning
@@ -48,7 +57,12 @@ pub(crate) const IMAGE_PATTERN: &str = concat!(
     r"(@[A-Za-z][A-Za-z0-9]*([-_+.][A-Za-z][A-Za-z0-9]*)*:[0-9A-Fa-f]{32,})?$",
 );
 
-fn string(min: Option<usize>, max: usize, pattern: &str, description: &str) -> ObjectBuilder {
+pub(super) fn string(
+    min: Option<usize>,
+    max: usize,
+    pattern: &str,
+    description: &str,
+) -> ObjectBuilder {
     ObjectBuilder::new()
         .schema_type(Type::String)
         .min_length(min)
@@ -57,10 +71,71 @@ fn string(min: Option<usize>, max: usize, pattern: &str, description: &str) -> O
         .description(Some(description))
 }
 
-fn closed(builder: ObjectBuilder) -> ObjectBuilder {
+pub(super) fn closed(builder: ObjectBuilder) -> ObjectBuilder {
     builder
         .schema_type(Type::Object)
         .additional_properties(Some(AdditionalProperties::<Schema>::FreeForm(false)))
+}
+
+/// The properties of a client spec named as `names` says; required unless `loose`, in which
+/// case they are also unchecked (syncService's `DELETE /api/client` ignores them).
+pub(super) fn spec_properties(
+    builder: ObjectBuilder,
+    names: &SpecFields,
+    loose: bool,
+) -> ObjectBuilder {
+    let quantity = |what: &str| match loose {
+        true => ObjectBuilder::new().schema_type(Type::String),
+        false => string(
+            None,
+            64,
+            QUANTITY_PATTERN,
+            &format!("{what}, a Kubernetes quantity greater than zero (500m, 2, 512Mi, 1G)"),
+        ),
+    };
+    let checked = |builder: ObjectBuilder| {
+        if loose {
+            ObjectBuilder::new().schema_type(Type::String)
+        } else {
+            builder
+        }
+    };
+    let mut version = ObjectBuilder::new().schema_type(Type::Integer);
+    let mut priority = ObjectBuilder::new()
+        .schema_type(Type::Number)
+        .format(Some(SchemaFormat::KnownFormat(KnownFormat::Double)));
+    if !loose {
+        version = version
+            .format(Some(SchemaFormat::KnownFormat(KnownFormat::Int32)))
+            .minimum(Some(0))
+            .maximum(Some(i32::MAX));
+        priority = priority.minimum(Some(0));
+    }
+    let builder = builder
+        .property(
+            names.name,
+            checked(string(Some(1), 100, NAME_PATTERN, "unique; not blank, no control characters")),
+        )
+        .property(names.version, version)
+        .property(
+            names.image,
+            checked(string(
+                None,
+                255,
+                IMAGE_PATTERN,
+                "container image reference [registry[:port]/]repo[:tag][@digest]; the operator's image policy may allow fewer (400 naming the rule)",
+            )),
+        )
+        .property(names.cpu, quantity("CPU request and limit"))
+        .property(names.mem, quantity("memory request and limit"))
+        .property(names.priority, priority);
+    match loose {
+        true => builder,
+        false => names
+            .all()
+            .into_iter()
+            .fold(builder, ObjectBuilder::required),
+    }
 }
 
 /// The body of `POST /api/v1/clients` and `PUT /api/v1/clients/{id}`.
@@ -68,55 +143,12 @@ pub(crate) struct ClientInput;
 
 impl PartialSchema for ClientInput {
     fn schema() -> RefOr<Schema> {
-        let quantity = |what: &str| {
-            string(
-                None,
-                64,
-                QUANTITY_PATTERN,
-                &format!("{what}, a Kubernetes quantity greater than zero (500m, 2, 512Mi, 1G)"),
-            )
-        };
-        let object = closed(ObjectBuilder::new())
-            .property(
-                "name",
-                string(Some(1), 100, NAME_PATTERN, "unique; not blank, no control characters"),
-            )
-            .property(
-                "version",
-                ObjectBuilder::new()
-                    .schema_type(Type::Integer)
-                    .format(Some(SchemaFormat::KnownFormat(KnownFormat::Int32)))
-                    .minimum(Some(0))
-                    .maximum(Some(i32::MAX)),
-            )
-            .property(
-                "image",
-                string(
-                    None,
-                    255,
-                    IMAGE_PATTERN,
-                    "container image reference [registry[:port]/]repo[:tag][@digest]; the operator's image policy may allow fewer (400 naming the rule)",
-                ),
-            )
-            .property("cpu", quantity("CPU request and limit"))
-            .property("mem", quantity("memory request and limit"))
-            .property(
-                "priority",
-                ObjectBuilder::new()
-                    .schema_type(Type::Number)
-                    .format(Some(SchemaFormat::KnownFormat(KnownFormat::Double)))
-                    .minimum(Some(0)),
-            )
-            .required("name")
-            .required("version")
-            .required("image")
-            .required("cpu")
-            .required("mem")
-            .required("priority")
-            .examples([serde_json::json!({
+        let object = spec_properties(closed(ObjectBuilder::new()), &V1_SPEC, false).examples([
+            serde_json::json!({
                 "name": "Jimbo", "version": 1, "image": "ghcr.io/acme/vwap:1.0",
                 "cpu": "500m", "mem": "512Mi", "priority": 0.26
-            })]);
+            }),
+        ]);
         RefOr::T(Schema::Object(object.build()))
     }
 }
@@ -127,26 +159,36 @@ impl ToSchema for ClientInput {
     }
 }
 
-/// A client's switches, one boolean per algorithm: the status body, and `status` in a client.
-pub(crate) fn status_schema() -> Object {
-    let names: Vec<&str> = Algorithm::ALL.iter().map(|a| a.as_str()).collect();
-    let mut object = closed(ObjectBuilder::new()).description(Some(format!(
+/// A client's switches, one boolean per algorithm of `catalogue`: the status body, and `status`
+/// in a client.
+pub(crate) fn status_schema(catalogue: &Catalogue) -> Object {
+    let names: Vec<&str> = catalogue.algorithms().iter().map(|a| a.as_str()).collect();
+    let object = closed(ObjectBuilder::new()).description(Some(format!(
         "every algorithm's switch: {} (the lower-case keys are accepted in a request too)",
         names.join(", ")
     )));
-    let example: serde_json::Map<String, serde_json::Value> = names
-        .iter()
-        .enumerate()
-        .map(|(i, name)| ((*name).to_owned(), serde_json::Value::Bool(i == 0)))
-        .collect();
-    for name in names {
+    switches(object, catalogue, false).build()
+}
+
+/// A boolean property for each algorithm of `catalogue`, all required, with an example that
+/// switches the first one on.
+pub(super) fn switches(
+    mut object: ObjectBuilder,
+    catalogue: &Catalogue,
+    lower_case: bool,
+) -> ObjectBuilder {
+    let mut example = serde_json::Map::new();
+    for (i, algorithm) in catalogue.algorithms().iter().enumerate() {
+        let name = match lower_case {
+            true => algorithm.slug().to_string(),
+            false => algorithm.as_str().to_owned(),
+        };
         object = object
-            .property(name, ObjectBuilder::new().schema_type(Type::Boolean))
-            .required(name);
+            .property(&name, ObjectBuilder::new().schema_type(Type::Boolean))
+            .required(&name);
+        example.insert(name, serde_json::Value::Bool(i == 0));
     }
-    object
-        .examples([serde_json::Value::Object(example)])
-        .build()
+    object.examples([serde_json::Value::Object(example)])
 }
 
 /// The body of `PUT /api/v1/status/{id}`.
@@ -154,13 +196,36 @@ pub(crate) struct StatusInput;
 
 impl PartialSchema for StatusInput {
     fn schema() -> RefOr<Schema> {
-        RefOr::T(Schema::Object(status_schema()))
+        RefOr::T(Schema::Object(status_schema(&Catalogue::default())))
     }
 }
 
 impl ToSchema for StatusInput {
     fn name() -> Cow<'static, str> {
         "StatusInput".into()
+    }
+}
+
+/// Restates the schemas that depend on the catalogue for the configured one: the types above
+/// can only describe the default.
+struct ConfiguredCatalogue<'a>(&'a Catalogue);
+
+impl Modify for ConfiguredCatalogue<'_> {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let Some(components) = openapi.components.as_mut() else {
+            return;
+        };
+        let status = || RefOr::T(Schema::Object(status_schema(self.0)));
+        components
+            .schemas
+            .insert(StatusInput::name().into_owned(), status());
+        components.schemas.insert(
+            SyncStatusInput::name().into_owned(),
+            RefOr::T(Schema::Object(sync_status_schema(self.0))),
+        );
+        if let Some(RefOr::T(Schema::Object(client))) = components.schemas.get_mut("Client") {
+            client.properties.insert("status".to_owned(), status());
+        }
     }
 }
 
@@ -188,6 +253,14 @@ struct OkReply {
 #[derive(ToSchema)]
 struct ErrorReply {
     #[schema(pattern = "^error$")]
+    status: String,
+    message: String,
+}
+
+/// A success with only a message: `{"status":"ok","message":"..."}`.
+#[derive(ToSchema)]
+struct MessageReply {
+    #[schema(pattern = "^ok$")]
     status: String,
     message: String,
 }
@@ -438,27 +511,25 @@ impl Modify for BearerScheme {
 #[openapi(
     info(title = "alsy", description = "Keeps Kubernetes pods equal to per-client algorithm switches. Every body is the envelope {\"status\",\"message\",\"data\"}; every response carries X-Request-Id."),
     paths(health, ready, metrics, openapi, list_clients, create_client, get_client, update_client,
-        delete_client, get_status, set_status, pods, last_pass, sync_now),
+        delete_client, get_status, set_status, pods, last_pass, sync_now,
+        earlier::create_client, earlier::update_client, earlier::delete_client,
+        earlier::set_status),
     components(schemas(ClientInput, StatusInput, NeedRestart, ClientDto, PageDto, PodDto,
-        ReportDto, FailureDto, HeldDto, OkReply, ErrorReply)),
+        ReportDto, FailureDto, HeldDto, OkReply, MessageReply, ErrorReply, SyncNewClient,
+        SyncChangedClient, SyncDeletedClient, SyncStatusInput)),
     modifiers(&BearerScheme, &CreatedClientLinks),
 )]
 struct ApiDoc;
 
-/// The document, as JSON; built once.
-pub(crate) fn document() -> Result<&'static str, String> {
-    static DOCUMENT: std::sync::OnceLock<Result<String, String>> = std::sync::OnceLock::new();
-    DOCUMENT
-        .get_or_init(|| {
-            let mut doc = ApiDoc::openapi();
-            doc.info.version = env!("CARGO_PKG_VERSION").to_owned();
-            let mut value = serde_json::to_value(&doc)
-                .map_err(|e| format!("the OpenAPI document did not serialise: {e}"))?;
-            camel_case_links(&mut value);
-            Ok(value.to_string())
-        })
-        .as_deref()
-        .map_err(Clone::clone)
+/// The document for a service running `catalogue`'s algorithms, as JSON.
+pub(crate) fn document(catalogue: &Catalogue) -> Result<String, String> {
+    let mut doc = ApiDoc::openapi();
+    ConfiguredCatalogue(catalogue).modify(&mut doc);
+    doc.info.version = env!("CARGO_PKG_VERSION").to_owned();
+    let mut value = serde_json::to_value(&doc)
+        .map_err(|e| format!("the OpenAPI document did not serialise: {e}"))?;
+    camel_case_links(&mut value);
+    Ok(value.to_string())
 }
 
 /// utoipa 5.5 writes a Link object's fields in snake case (`operation_id`), which no OpenAPI

@@ -112,7 +112,8 @@ fn the_tricky_images_agree_with_the_parser() {
 
 #[test]
 fn the_document_is_openapi_3_1_and_closes_the_input_objects() {
-    let doc: serde_json::Value = serde_json::from_str(document().unwrap()).unwrap();
+    let doc: serde_json::Value =
+        serde_json::from_str(&document(&Catalogue::default()).unwrap()).unwrap();
     assert_eq!(doc["openapi"], "3.1.0");
     let schemas = &doc["components"]["schemas"];
     for input in ["ClientInput", "StatusInput"] {
@@ -130,6 +131,88 @@ fn the_document_is_openapi_3_1_and_closes_the_input_objects() {
     assert_eq!(limit["maximum"], alsy_domain::PageRequest::MAX_LIMIT);
     let links = &doc["paths"]["/api/v1/clients"]["post"]["responses"]["201"]["links"];
     assert_eq!(links["GetClient"]["operationId"], "get_client");
-    let keys: Vec<&str> = Algorithm::ALL.iter().map(|a| a.as_str()).collect();
-    assert_eq!(schemas["StatusInput"]["required"], serde_json::json!(keys));
+    assert_eq!(
+        schemas["StatusInput"]["required"],
+        serde_json::json!(["VWAP", "TWAP", "HFT"])
+    );
+}
+
+#[test]
+fn the_status_bodies_are_described_for_the_configured_catalogue() {
+    let xyz = Catalogue::parse("X,Y,Z").unwrap();
+    let doc: serde_json::Value = serde_json::from_str(&document(&xyz).unwrap()).unwrap();
+    let schemas = &doc["components"]["schemas"];
+    assert_eq!(
+        schemas["StatusInput"]["required"],
+        serde_json::json!(["X", "Y", "Z"])
+    );
+    assert_eq!(
+        schemas["StatusInput"]["examples"][0],
+        serde_json::json!({"X": true, "Y": false, "Z": false})
+    );
+    assert_eq!(
+        schemas["Client"]["properties"]["status"]["required"],
+        serde_json::json!(["X", "Y", "Z"])
+    );
+    assert_eq!(
+        schemas["SyncServiceStatus"]["required"],
+        serde_json::json!(["client_id", "x", "y", "z"])
+    );
+}
+
+#[test]
+fn the_earlier_services_bodies_require_what_their_routes_require() {
+    let doc: serde_json::Value =
+        serde_json::from_str(&document(&Catalogue::default()).unwrap()).unwrap();
+    let schemas = &doc["components"]["schemas"];
+    let required = |schema: &str| schemas[schema]["required"].clone();
+    assert_eq!(
+        required("SyncServiceNewClient"),
+        serde_json::json!([
+            "client_name",
+            "version",
+            "image",
+            "cpu",
+            "memory",
+            "priority"
+        ])
+    );
+    assert_eq!(
+        required("SyncServiceChangedClient"),
+        serde_json::json!([
+            "client_name",
+            "version",
+            "image",
+            "cpu",
+            "memory",
+            "priority",
+            "id"
+        ])
+    );
+    assert_eq!(
+        required("SyncServiceDeletedClient"),
+        serde_json::json!(["id"])
+    );
+    assert_eq!(
+        schemas["SyncServiceChangedClient"]["properties"]["memory"]["pattern"],
+        QUANTITY_PATTERN
+    );
+}
+
+#[test]
+fn every_operation_has_its_own_id() {
+    let doc: serde_json::Value =
+        serde_json::from_str(&document(&Catalogue::default()).unwrap()).unwrap();
+    let mut ids: Vec<&str> = doc["paths"]
+        .as_object()
+        .unwrap()
+        .values()
+        .flat_map(|item| item.as_object().unwrap().values())
+        .filter_map(|operation| operation["operationId"].as_str())
+        .collect();
+    let count = ids.len();
+    ids.sort();
+    ids.dedup();
+    assert_eq!(ids.len(), count, "{ids:?}");
+    assert!(count >= 18, "{count} operations");
 }

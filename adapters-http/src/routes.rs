@@ -76,6 +76,14 @@ pub const ROUTES: &[ApiRoute] = &[
         template: "/api/v1/sync",
         methods: &["GET", "POST"],
     },
+    ApiRoute {
+        template: "/api/client",
+        methods: &["POST", "PUT", "DELETE"],
+    },
+    ApiRoute {
+        template: "/api/algorithms",
+        methods: &["POST"],
+    },
 ];
 
 /// The route whose template `path` fits, if any.
@@ -119,6 +127,8 @@ pub fn routes(service: Service, auth: Authenticator, metrics: Metrics, log: &Log
         .or(statuses(&service))
         .unify()
         .or(sync(&service))
+        .unify()
+        .or(earlier(&service))
         .unify();
     let recovered = api.or_else(|rejection: Rejection| async move {
         Ok::<(Outcome,), Infallible>((Err(Failed::Rejected(rejection)),))
@@ -200,8 +210,11 @@ fn system(service: &Service, metrics: &Metrics) -> Route {
         .and(warp::get())
         .and(with_service(service))
         .then(move |service| handlers::metrics(service, metrics.clone()));
+    // Built once, for the configured catalogue; a failure is answered 500 on each request.
+    let document = std::sync::Arc::new(crate::openapi::document(service.catalogue()));
     let description = warp::path!("api" / "openapi.json")
         .and(warp::get())
+        .map(move || document.clone())
         .then(handlers::openapi);
     health
         .or(ready)
@@ -286,6 +299,43 @@ fn sync(service: &Service) -> Route {
         .and(with_service(service))
         .then(handlers::sync_now);
     last.or(now).unify().boxed()
+}
+
+/// syncService's `/api/client` and `/api/algorithms` (`crate::earlier`).
+fn earlier(service: &Service) -> Route {
+    let client = || warp::path!("api" / "client");
+    let create = client()
+        .and(warp::post())
+        .and(no_query())
+        .and(with_service(service))
+        .and(body())
+        .then(crate::earlier::create_client);
+    let update = client()
+        .and(warp::put())
+        .and(no_query())
+        .and(with_service(service))
+        .and(body())
+        .then(crate::earlier::update_client);
+    let delete = client()
+        .and(warp::delete())
+        .and(no_query())
+        .and(with_service(service))
+        .and(body())
+        .then(crate::earlier::delete_client);
+    let status = warp::path!("api" / "algorithms")
+        .and(warp::post())
+        .and(no_query())
+        .and(with_service(service))
+        .and(body())
+        .then(crate::earlier::set_status);
+    create
+        .or(update)
+        .unify()
+        .or(delete)
+        .unify()
+        .or(status)
+        .unify()
+        .boxed()
 }
 
 /// The one place a failure becomes a response: its status, its public message, and for 5xx a

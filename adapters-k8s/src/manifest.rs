@@ -46,7 +46,7 @@ pub fn pod_manifest(pod: &DesiredPod, security: PodSecurity) -> Pod {
         (MANAGED_BY_LABEL.to_owned(), MANAGED_BY_VALUE.to_owned()),
         (NAME_LABEL.to_owned(), "alsy-algorithm".to_owned()),
         (CLIENT_ID_LABEL.to_owned(), pod.client_id.to_string()),
-        (ALGORITHM_LABEL.to_owned(), pod.algorithm.slug().to_owned()),
+        (ALGORITHM_LABEL.to_owned(), pod.algorithm.slug().to_string()),
         (VERSION_LABEL.to_owned(), pod.version.to_string()),
     ]);
     let mut annotations = BTreeMap::from([(

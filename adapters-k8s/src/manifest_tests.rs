@@ -41,7 +41,7 @@ fn string_map(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
 
 #[test]
 fn the_pod_is_named_after_its_algorithm_and_client_and_carries_alsys_labels() {
-    let pod = pod_manifest_of(&desired(Algorithm::Vwap, 7));
+    let pod = pod_manifest_of(&desired(Algorithm::named("VWAP"), 7));
     assert_eq!(pod.metadata.name.as_deref(), Some("vwap-7"));
     assert_eq!(pod.metadata.namespace, None, "the Api sets the namespace");
     assert_eq!(
@@ -63,7 +63,7 @@ fn the_pod_is_named_after_its_algorithm_and_client_and_carries_alsys_labels() {
 
 #[test]
 fn one_container_named_algorithm_runs_the_clients_image() {
-    let pod = pod_manifest_of(&desired(Algorithm::Twap, 1));
+    let pod = pod_manifest_of(&desired(Algorithm::named("TWAP"), 1));
     let container = container(&pod);
     assert_eq!(container.name, "algorithm");
     assert_eq!(
@@ -75,7 +75,7 @@ fn one_container_named_algorithm_runs_the_clients_image() {
 
 #[test]
 fn requests_equal_limits_from_the_clients_cpu_and_mem() {
-    let pod = pod_manifest_of(&desired(Algorithm::Vwap, 1));
+    let pod = pod_manifest_of(&desired(Algorithm::named("VWAP"), 1));
     let resources = container(&pod).resources.as_ref().unwrap();
     let expected = BTreeMap::from([
         ("cpu".to_owned(), Quantity("500m".to_owned())),
@@ -87,7 +87,7 @@ fn requests_equal_limits_from_the_clients_cpu_and_mem() {
 
 #[test]
 fn env_names_the_algorithm_the_client_and_its_version() {
-    let pod = pod_manifest_of(&desired(Algorithm::Hft, 42));
+    let pod = pod_manifest_of(&desired(Algorithm::named("HFT"), 42));
     let env: Vec<(&str, Option<&str>)> = container(&pod)
         .env
         .as_ref()
@@ -110,7 +110,7 @@ fn env_names_the_algorithm_the_client_and_its_version() {
 
 #[test]
 fn the_pod_restarts_always_and_runs_with_least_privilege() {
-    let pod = pod_manifest_of(&desired(Algorithm::Vwap, 1));
+    let pod = pod_manifest_of(&desired(Algorithm::named("VWAP"), 1));
     let spec = pod.spec.as_ref().unwrap();
     assert_eq!(spec.restart_policy.as_deref(), Some("Always"));
     assert_eq!(spec.automount_service_account_token, Some(false));
@@ -135,7 +135,7 @@ fn the_pod_restarts_always_and_runs_with_least_privilege() {
 
 #[test]
 fn by_default_the_pod_meets_pod_security_restricted_as_a_numeric_non_root_user() {
-    let pod = pod_manifest_of(&desired(Algorithm::Vwap, 1));
+    let pod = pod_manifest_of(&desired(Algorithm::named("VWAP"), 1));
     let context = pod.spec.unwrap().security_context.unwrap();
     assert_eq!(context.run_as_non_root, Some(true));
     assert_eq!(context.run_as_user, Some(65532));
@@ -145,7 +145,7 @@ fn by_default_the_pod_meets_pod_security_restricted_as_a_numeric_non_root_user()
         run_as_user: 1000,
         run_as_group: 3000,
     };
-    let context = pod_manifest(&desired(Algorithm::Vwap, 1), chosen)
+    let context = pod_manifest(&desired(Algorithm::named("VWAP"), 1), chosen)
         .spec
         .unwrap()
         .security_context
@@ -158,7 +158,7 @@ fn by_default_the_pod_meets_pod_security_restricted_as_a_numeric_non_root_user()
 
 #[test]
 fn baseline_pods_run_as_the_images_user_with_the_rest_of_the_least_privilege_context() {
-    let pod = pod_manifest(&desired(Algorithm::Vwap, 1), PodSecurity::Baseline);
+    let pod = pod_manifest(&desired(Algorithm::named("VWAP"), 1), PodSecurity::Baseline);
     let context = pod.spec.as_ref().unwrap().security_context.clone().unwrap();
     assert_eq!(context.run_as_non_root, None);
     assert_eq!(context.run_as_user, None);
@@ -177,7 +177,7 @@ fn baseline_pods_run_as_the_images_user_with_the_rest_of_the_least_privilege_con
 
 #[test]
 fn the_pod_serializes_to_exactly_the_fields_the_api_expects() {
-    let pod = pod_manifest_of(&desired(Algorithm::Vwap, 7));
+    let pod = pod_manifest_of(&desired(Algorithm::named("VWAP"), 7));
     let expected = json!({
         "apiVersion": "v1",
         "kind": "Pod",
@@ -235,7 +235,7 @@ fn label_values_are_valid_for_every_algorithm_and_extreme_ids() {
             && v.bytes().next().is_some_and(|b| b.is_ascii_alphanumeric())
             && v.bytes().last().is_some_and(|b| b.is_ascii_alphanumeric())
     };
-    for algorithm in Algorithm::ALL {
+    for algorithm in ["VWAP", "X", "A23456789012345"].map(Algorithm::named) {
         let mut pod = desired(algorithm, i64::MAX);
         pod.version = Version::parse(i32::MAX.into()).unwrap();
         let manifest = pod_manifest_of(&pod);
@@ -246,8 +246,18 @@ fn label_values_are_valid_for_every_algorithm_and_extreme_ids() {
 }
 
 #[test]
+fn a_configured_algorithms_name_is_the_env_and_its_lower_case_form_the_label_and_pod_name() {
+    let pod = pod_manifest_of(&desired(Algorithm::named("X"), 168317));
+    assert_eq!(pod.metadata.name.as_deref(), Some("x-168317"));
+    assert_eq!(pod.metadata.labels.unwrap()["alsy.io/algorithm"], "x");
+    let env = pod.spec.unwrap().containers[0].env.clone().unwrap();
+    let algorithm = env.iter().find(|e| e.name == "ALGORITHM").unwrap();
+    assert_eq!(algorithm.value.as_deref(), Some("X"));
+}
+
+#[test]
 fn the_priority_annotation_keeps_the_number_exactly() {
-    let mut pod = desired(Algorithm::Vwap, 1);
+    let mut pod = desired(Algorithm::named("VWAP"), 1);
     pod.priority = Priority::parse(0.1).unwrap();
     let annotations = pod_manifest_of(&pod).metadata.annotations.unwrap();
     let raw = &annotations["alsy.io/priority"];
@@ -306,7 +316,7 @@ fn a_pod_with_a_deletion_timestamp_is_terminating_whatever_its_phase() {
 #[test]
 fn the_restart_mark_goes_on_the_pod_and_is_read_back_to_the_nanosecond() {
     let mark = SystemTime::UNIX_EPOCH + std::time::Duration::new(1_790_000_000, 123_456_789);
-    let mut pod = desired(Algorithm::Vwap, 1);
+    let mut pod = desired(Algorithm::named("VWAP"), 1);
     assert!(
         !pod_manifest_of(&pod)
             .metadata

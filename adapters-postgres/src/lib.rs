@@ -19,6 +19,7 @@ mod repository;
 mod rows;
 mod schema;
 mod settings;
+mod switches;
 
 pub use error::PostgresError;
 pub use lock::AdvisoryPassLock;

@@ -11,6 +11,7 @@ use alsy_domain::{AlgorithmStatus, ClientId, ClientSpec};
 
 use crate::rows::{ClientRow, Joined, SpecColumns, StatusRow};
 use crate::schema::{algorithm_status, clients};
+use crate::switches;
 
 /// The `updated_at` of an API write: now, but strictly after the previous value even when two
 /// writes land in the same microsecond (or the clock steps back), so the reconciler's
@@ -109,18 +110,18 @@ pub(crate) async fn update(
     .await
 }
 
-/// Sets all three switches and bumps `updated_at` (`mark` as in [`update`]) in ONE statement: the
+/// Sets the given switches and bumps `updated_at` (`mark` as in [`update`]) in ONE statement: the
 /// client row is updated (and so locked) first, in the same order as `update` and `delete`, then
 /// its status row. Hand-written with a static query id so diesel caches its prepared statement —
 /// diesel never caches an `UpdateStatement` or a `sql_query` — which makes the hottest write one
 /// round trip instead of five (BEGIN, two re-parsed UPDATEs, COMMIT).
-#[derive(Debug, Clone, Copy, diesel::query_builder::QueryId)]
+/// The switches are merged into the stored object (`||`): a switch of an algorithm not in the
+/// write, one dropped from the catalogue, keeps its stored value.
+#[derive(Debug, Clone, diesel::query_builder::QueryId)]
 struct SetStatusQuery {
     id: i64,
     mark: bool,
-    vwap: bool,
-    twap: bool,
-    hft: bool,
+    switches: String,
 }
 
 impl diesel::query_builder::QueryFragment<diesel::pg::Pg> for SetStatusQuery {
@@ -128,7 +129,7 @@ impl diesel::query_builder::QueryFragment<diesel::pg::Pg> for SetStatusQuery {
         &'b self,
         mut out: diesel::query_builder::AstPass<'_, 'b, diesel::pg::Pg>,
     ) -> QueryResult<()> {
-        use diesel::sql_types::{BigInt, Bool as B};
+        use diesel::sql_types::{BigInt, Bool as B, Text};
         out.push_sql("WITH c AS (UPDATE clients SET need_restart = need_restart OR ");
         out.push_bind_param::<B, _>(&self.mark)?;
         out.push_sql(
@@ -137,17 +138,13 @@ impl diesel::query_builder::QueryFragment<diesel::pg::Pg> for SetStatusQuery {
         out.push_bind_param::<BigInt, _>(&self.id)?;
         out.push_sql(
             " RETURNING id, name, version, image, cpu, mem, priority, need_restart, spawned_at, \
-             created_at, updated_at), s AS (UPDATE algorithm_status SET vwap = ",
+             created_at, updated_at), s AS (UPDATE algorithm_status SET switches = switches || ",
         );
-        out.push_bind_param::<B, _>(&self.vwap)?;
-        out.push_sql(", twap = ");
-        out.push_bind_param::<B, _>(&self.twap)?;
-        out.push_sql(", hft = ");
-        out.push_bind_param::<B, _>(&self.hft)?;
+        out.push_bind_param::<Text, _>(&self.switches)?;
         out.push_sql(
-            " WHERE client_id = (SELECT id FROM c) RETURNING client_id, vwap, twap, hft) \
+            "::jsonb WHERE client_id = (SELECT id FROM c) RETURNING client_id, switches) \
              SELECT c.id, c.name, c.version, c.image, c.cpu, c.mem, c.priority, c.need_restart, \
-             c.spawned_at, c.created_at, c.updated_at, s.vwap, s.twap, s.hft \
+             c.spawned_at, c.created_at, c.updated_at, s.switches \
              FROM c JOIN s ON s.client_id = c.id",
         );
         Ok(())
@@ -169,26 +166,20 @@ impl diesel::query_builder::Query for SetStatusQuery {
             diesel::sql_types::Timestamptz,
             diesel::sql_types::Timestamptz,
         ),
-        (
-            diesel::sql_types::Bool,
-            diesel::sql_types::Bool,
-            diesel::sql_types::Bool,
-        ),
+        (diesel::sql_types::Jsonb,),
     );
 }
 
 pub(crate) async fn set_status(
     conn: &mut AsyncPgConnection,
     id: ClientId,
-    status: AlgorithmStatus,
+    status: &AlgorithmStatus,
     mark: bool,
 ) -> QueryResult<Option<Joined>> {
     SetStatusQuery {
         id: id.get(),
         mark,
-        vwap: status.vwap,
-        twap: status.twap,
-        hft: status.hft,
+        switches: switches::json(status.switches()),
     }
     .get_result::<Joined>(conn)
     .await

@@ -169,7 +169,7 @@ impl ClientRepository for PostgresRepository {
     ) -> Result<Client, RepoError> {
         self.bounded(self.write_timeout, async {
             let mut lease = self.lease().await?;
-            let updated = queries::set_status(lease.conn(), id, status, need_restart).await;
+            let updated = queries::set_status(lease.conn(), id, &status, need_restart).await;
             lease.release();
             let updated = updated.map_err(|e| query_failed(e, None))?;
             rows::client(updated.ok_or(RepoError::NotFound(id))?)

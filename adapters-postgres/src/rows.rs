@@ -9,9 +9,10 @@ use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 
 use alsy_app::RepoError;
-use alsy_domain::{AlgorithmStatus, Client, ClientId, ClientSpec, ClientSpecInput, UnusableClient};
+use alsy_domain::{Client, ClientId, ClientSpec, ClientSpecInput, UnusableClient};
 
 use crate::schema::{algorithm_status, clients};
+use crate::switches::StoredSwitches;
 
 /// A `clients` row.
 #[derive(Debug, Queryable, Selectable)]
@@ -34,9 +35,7 @@ pub(crate) struct ClientRow {
 #[derive(Debug, Queryable, Selectable)]
 #[diesel(table_name = algorithm_status, check_for_backend(diesel::pg::Pg))]
 pub(crate) struct StatusRow {
-    vwap: bool,
-    twap: bool,
-    hft: bool,
+    switches: StoredSwitches,
 }
 
 /// A client's own columns, as `create` inserts them and `update` sets them.
@@ -73,6 +72,7 @@ pub(crate) fn client((row, status): Joined) -> Result<Client, RepoError> {
     let id = ClientId::new(row.id).ok_or_else(|| {
         RepoError::Internal(format!("stored client id {} is not positive", row.id))
     })?;
+    let unusable = |reason: String| RepoError::Unusable(UnusableClient { id, reason });
     let spec = ClientSpec::parse(ClientSpecInput {
         name: row.name,
         version: row.version.into(),
@@ -81,20 +81,12 @@ pub(crate) fn client((row, status): Joined) -> Result<Client, RepoError> {
         mem: row.mem,
         priority: row.priority,
     })
-    .map_err(|error| {
-        RepoError::Unusable(UnusableClient {
-            id,
-            reason: error.to_string(),
-        })
-    })?;
+    .map_err(|error| unusable(error.to_string()))?;
+    let status = status.switches.0.map_err(unusable)?;
     Ok(Client {
         id,
         spec,
-        status: AlgorithmStatus {
-            vwap: status.vwap,
-            twap: status.twap,
-            hft: status.hft,
-        },
+        status,
         need_restart: row.need_restart,
         spawned_at: row.spawned_at.map(SystemTime::from),
         created_at: row.created_at.into(),
@@ -144,9 +136,9 @@ mod tests {
                 updated_at: at,
             },
             StatusRow {
-                vwap: true,
-                twap: false,
-                hft: true,
+                switches: StoredSwitches(crate::switches::parse(
+                    br#"{"VWAP": true, "TWAP": false, "HFT": true}"#,
+                )),
             },
         )
     }
@@ -157,7 +149,8 @@ mod tests {
         assert_eq!(client.id.get(), 7);
         assert_eq!(client.spec.name.as_str(), "Jimbo");
         assert_eq!(client.spec.version.get(), 3);
-        assert!(client.status.vwap && !client.status.twap && client.status.hft);
+        let on: Vec<String> = client.status.enabled().map(|a| a.to_string()).collect();
+        assert_eq!(on, ["HFT", "VWAP"]);
         assert!(client.need_restart);
         assert_eq!(
             client.updated_at,

@@ -20,9 +20,7 @@ diesel::table! {
     algorithm_status (id) {
         id -> Int8,
         client_id -> Int8,
-        vwap -> Bool,
-        twap -> Bool,
-        hft -> Bool,
+        switches -> Jsonb,
     }
 }
 

@@ -53,7 +53,10 @@ pub trait ClientRepository: Send + Sync + 'static {
         need_restart: bool,
     ) -> Result<Client, RepoError>;
 
-    /// Sets all three switches at once and bumps `updated_at`; `need_restart` as in `update`.
+    /// Sets the switches `status` gives, at once, and bumps `updated_at`; `need_restart` as in
+    /// `update`. A stored switch `status` does not name keeps its value: the API always names
+    /// every algorithm of the catalogue, so what stays is the switch of an algorithm dropped from
+    /// it, kept for when it returns.
     async fn set_status(
         &self,
         id: ClientId,

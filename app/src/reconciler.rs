@@ -8,7 +8,7 @@ use std::time::{Instant, SystemTime};
 use futures::StreamExt;
 use slog::{Logger, error, info, o, warn};
 
-use alsy_domain::{Acknowledgement, ClientId, DesiredState, PodAction, Policy, plan};
+use alsy_domain::{Acknowledgement, Catalogue, ClientId, DesiredState, PodAction, Policy, plan};
 
 use crate::drift::{Drift, Expectation};
 use crate::feed::{PodChange, PodChanges};
@@ -29,6 +29,7 @@ pub struct Reconciler {
     lock: Arc<dyn PassLock>,
     concurrency: usize,
     policy: Arc<Policy>,
+    catalogue: Catalogue,
     observer: Option<Arc<dyn PassObserver>>,
     /// What the last pass that read its inputs wanted; `None` before the first one.
     expected: Mutex<Option<Expectation>>,
@@ -50,6 +51,7 @@ impl Reconciler {
             lock,
             concurrency: concurrency.max(1),
             policy: Arc::new(Policy::default()),
+            catalogue: Catalogue::default(),
             observer: None,
             expected: Mutex::new(None),
             log: log.new(o!("component" => "sync/watcher")),
@@ -60,6 +62,13 @@ impl Reconciler {
     /// tightened after a client was stored still applies).
     pub fn with_policy(mut self, policy: Arc<Policy>) -> Reconciler {
         self.policy = policy;
+        self
+    }
+
+    /// Runs the algorithms of `catalogue` (the default: VWAP, TWAP, HFT); a switch of any other
+    /// algorithm counts as off, so its pods are deleted.
+    pub fn with_catalogue(mut self, catalogue: Catalogue) -> Reconciler {
+        self.catalogue = catalogue;
         self
     }
 
@@ -182,7 +191,9 @@ impl Reconciler {
             stored
                 .clients
                 .iter()
-                .filter(|c| c.status.enabled().next().is_some())
+                // Only a client with something to run is held: one whose only switches are of
+                // algorithms dropped from the catalogue must still lose those pods.
+                .filter(|c| c.status.enabled().any(|a| self.catalogue.contains(a)))
                 .filter_map(|c| {
                     self.policy
                         .check(&c.spec)
@@ -201,7 +212,7 @@ impl Reconciler {
         }
         report.held.sort_by_key(|h| h.client_id);
         let client_count = stored.clients.len() + stored.unusable.len();
-        let desired = DesiredState::from_clients(&stored.clients)
+        let desired = DesiredState::from_clients(&stored.clients, &self.catalogue)
             .holding(stored.unusable.into_iter().map(|u| (u.id, u.reason)))
             .holding(breaking);
         drop(stored.clients);

@@ -3,8 +3,8 @@
 use std::sync::Arc;
 
 use alsy_domain::{
-    Algorithm, AlgorithmStatus, Client, ClientId, ClientSpec, Page, PageRequest, PodName, PodPhase,
-    Policy, PolicyViolation,
+    Algorithm, AlgorithmStatus, Catalogue, Client, ClientId, ClientSpec, Page, PageRequest,
+    PodName, PodPhase, Policy, PolicyViolation,
 };
 
 use crate::ports::{ClientRepository, PodRuntime, RepoError, RuntimeError};
@@ -51,6 +51,7 @@ pub struct Service {
     runtime: Arc<dyn PodRuntime>,
     watcher: WatcherHandle,
     policy: Arc<Policy>,
+    catalogue: Catalogue,
 }
 
 impl Service {
@@ -65,6 +66,7 @@ impl Service {
             runtime,
             watcher,
             policy: Arc::new(Policy::default()),
+            catalogue: Catalogue::default(),
         }
     }
 
@@ -72,6 +74,17 @@ impl Service {
     pub fn with_policy(mut self, policy: Arc<Policy>) -> Service {
         self.policy = policy;
         self
+    }
+
+    /// Serves the algorithms of `catalogue` (the default: VWAP, TWAP, HFT).
+    pub fn with_catalogue(mut self, catalogue: Catalogue) -> Service {
+        self.catalogue = catalogue;
+        self
+    }
+
+    /// The algorithms this service runs: the keys of a status.
+    pub fn catalogue(&self) -> &Catalogue {
+        &self.catalogue
     }
 
     /// Adds a client with every algorithm off. Nothing should run yet, so the watcher is not nudged.

@@ -12,6 +12,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
+use alsy_domain::Catalogue;
 use slog::{Logger, error, info, o};
 use tokio::sync::{Notify, watch};
 use tokio::task::JoinHandle;
@@ -22,8 +23,9 @@ use crate::report::{PassOutcome, PassReport, Trigger};
 
 /// When passes run and how much one does at once (`ALSY__SYNC__*`), with their defaults: the one
 /// place they are defined. The watcher reads `interval` and `debounce`; `concurrency` is for
-/// [`Reconciler::new`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// [`Reconciler::new`]; `algorithms` for [`Reconciler::with_catalogue`] and
+/// [`crate::Service::with_catalogue`].
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SyncSettings {
     /// Time between interval passes.
     pub interval: Duration,
@@ -32,6 +34,9 @@ pub struct SyncSettings {
     pub debounce: Duration,
     /// Pod operations a pass applies at once.
     pub concurrency: usize,
+    /// The algorithms clients switch on and off (`ALSY__SYNC__ALGORITHMS`); a switch of any
+    /// other counts as off.
+    pub algorithms: Catalogue,
 }
 
 impl Default for SyncSettings {
@@ -40,6 +45,7 @@ impl Default for SyncSettings {
             interval: Duration::from_secs(5 * 60),
             debounce: Duration::from_secs(1),
             concurrency: 16,
+            algorithms: Catalogue::default(),
         }
     }
 }

@@ -137,8 +137,8 @@ impl BenchDatabase {
                  FROM generate_series(1, {count}) AS i"
             ),
             format!(
-                "INSERT INTO algorithm_status (client_id, vwap, twap, hft) \
-                 SELECT id, {on}, {on}, {on} FROM clients"
+                "INSERT INTO algorithm_status (client_id, switches) \
+                 SELECT id, jsonb_build_object('VWAP', {on}, 'TWAP', {on}, 'HFT', {on}) FROM clients"
             ),
             // VACUUM refuses to run in a transaction: one statement per call.
             "VACUUM ANALYZE clients".into(),

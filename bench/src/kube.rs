@@ -9,7 +9,7 @@ use std::time::Duration;
 use anyhow::{Context, bail};
 
 use alsy_app::{ClientRepository, PassOutcome, Reconciler, Trigger};
-use alsy_domain::{AlgorithmStatus, ClientSpec, ClientSpecInput};
+use alsy_domain::{AlgorithmStatus, Catalogue, ClientSpec, ClientSpecInput};
 use alsy_fake::{InMemoryRepository, LocalPassLock};
 use alsy_k8s::{KubeRuntime, KubeSettings};
 use alsy_tests::envtest::{ALSY_USER, Envtest};
@@ -198,11 +198,10 @@ async fn measure(scenario: Scenario, pods: usize) -> anyhow::Result<Measured> {
             .create(&spec)
             .await
             .context("seeding the in-memory repository")?;
-        let on = AlgorithmStatus {
-            vwap: true,
-            twap: false,
-            hft: false,
-        };
+        let on: AlgorithmStatus = Catalogue::DEFAULT
+            .into_iter()
+            .map(|algorithm| (algorithm, algorithm.as_str() == "VWAP"))
+            .collect();
         repo.set_status(client.id, on, false)
             .await
             .context("switching VWAP on")?;

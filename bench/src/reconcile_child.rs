@@ -8,7 +8,7 @@ use anyhow::{Context, bail};
 use serde::{Deserialize, Serialize};
 
 use alsy_app::{ClientRepository, PassOutcome, PodRuntime, Reconciler, Trigger};
-use alsy_domain::{DesiredState, plan};
+use alsy_domain::{Catalogue, DesiredState, plan};
 use alsy_fake::{FakePodRuntime, LocalPassLock};
 use alsy_postgres::PostgresRepository;
 
@@ -147,7 +147,7 @@ async fn split_no_change(
         );
     }
     let clock = Instant::now();
-    let desired = DesiredState::from_clients(&clients);
+    let desired = DesiredState::from_clients(&clients, &Catalogue::default());
     let from_clients = clock.elapsed();
     drop(clients);
     let clock = Instant::now();

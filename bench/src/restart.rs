@@ -17,7 +17,7 @@ use kube::api::ListParams;
 use tokio::time::Instant;
 
 use alsy_app::{ClientRepository, PassOutcome, Reconciler, SyncSettings, Watcher};
-use alsy_domain::{AlgorithmStatus, ClientId, ClientSpec, ClientSpecInput};
+use alsy_domain::{AlgorithmStatus, Catalogue, ClientId, ClientSpec, ClientSpecInput};
 use alsy_fake::{InMemoryRepository, LocalPassLock};
 use alsy_k8s::{KubeRuntime, KubeSettings, MANAGED_SELECTOR};
 use alsy_tests::envtest::{Envtest, StandInKubelet};
@@ -169,11 +169,7 @@ async fn seed(repo: &InMemoryRepository, count: usize) -> anyhow::Result<Vec<Cli
         })
         .context("the bench's client spec is invalid")?;
         let client = repo.create(&spec).await.context("seeding")?;
-        let all = AlgorithmStatus {
-            vwap: true,
-            twap: true,
-            hft: true,
-        };
+        let all: AlgorithmStatus = Catalogue::DEFAULT.iter().map(|a| (*a, true)).collect();
         repo.set_status(client.id, all, false)
             .await
             .context("switching the algorithms on")?;

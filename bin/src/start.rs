@@ -103,9 +103,12 @@ pub async fn start(
         &log,
     )
     .with_policy(policy.clone())
+    .with_catalogue(settings.sync.algorithms.clone())
     .with_observer(Arc::new(metrics.clone()));
-    let watcher = Watcher::start(reconciler, settings.sync, &log);
-    let service = Service::new(repo, runtime, watcher.handle()).with_policy(policy);
+    let watcher = Watcher::start(reconciler, settings.sync.clone(), &log);
+    let service = Service::new(repo, runtime, watcher.handle())
+        .with_policy(policy)
+        .with_catalogue(settings.sync.algorithms);
     let routes = alsy_http::routes(service.clone(), auth, metrics, &log);
     let http = settings.http;
     let (stop_http, stopped) = oneshot::channel::<()>();

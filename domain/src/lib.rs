@@ -1,11 +1,13 @@
 //! alsy's domain: the centre of the hexagon.
 //!
-//! Clients and their validated specs, the algorithms they switch on and off, the pods those switches
+//! Clients and their validated specs, the algorithms they switch on and off (a configured
+//! [`Catalogue`] of names), the pods those switches
 //! ask for, and the pure reconciliation [`plan`]: what to create, delete and restart so that the pods
 //! that run equal the pods that should. Nothing here does I/O or is async; the ports and use cases in
 //! `alsy-app` move data in and out, adapters talk to the world.
 
 mod algorithm;
+mod catalogue;
 mod client;
 mod image;
 mod plan;
@@ -13,7 +15,8 @@ mod pod;
 mod policy;
 mod quantity;
 
-pub use algorithm::{Algorithm, AlgorithmStatus, UnknownAlgorithm};
+pub use algorithm::{Algorithm, AlgorithmStatus, InvalidAlgorithm, Slug};
+pub use catalogue::{Catalogue, CatalogueError};
 pub use client::{
     Client, ClientId, ClientName, ClientSpec, ClientSpecInput, Page, PageRequest, Priority,
     SpecError, UnusableClient, Version,

@@ -5,7 +5,7 @@ use std::cmp::Ordering;
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::SystemTime;
 
-use crate::{Algorithm, Client, ClientId, DesiredPod, ObservedPod, PodName, PodPhase};
+use crate::{Algorithm, Catalogue, Client, ClientId, DesiredPod, ObservedPod, PodName, PodPhase};
 
 /// What should run: a pod per switched-on algorithm, and the clients marked for restart.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -20,12 +20,19 @@ pub struct DesiredState {
 }
 
 impl DesiredState {
-    /// Derives the desired pods and restart marks from stored clients.
-    pub fn from_clients(clients: &[Client]) -> DesiredState {
-        let count = clients.iter().map(|c| c.status.enabled().count()).sum();
+    /// Derives the desired pods and restart marks from stored clients. Only the `catalogue`'s
+    /// algorithms run: a switch of an algorithm dropped from it counts as off.
+    pub fn from_clients(clients: &[Client], catalogue: &Catalogue) -> DesiredState {
+        fn running<'a>(
+            client: &'a Client,
+            catalogue: &'a Catalogue,
+        ) -> impl Iterator<Item = Algorithm> + 'a {
+            client.status.enabled().filter(|a| catalogue.contains(*a))
+        }
+        let count = clients.iter().map(|c| running(c, catalogue).count()).sum();
         let mut pods = Vec::with_capacity(count);
         pods.extend(clients.iter().flat_map(|client| {
-            client.status.enabled().map(move |algorithm| DesiredPod {
+            running(client, catalogue).map(move |algorithm| DesiredPod {
                 name: PodName::of(algorithm, client.id),
                 client_id: client.id,
                 algorithm,
@@ -150,7 +157,8 @@ impl Plan {
 /// Only `observed` pods are ever deleted, so a plan never names a pod outside the managed set,
 /// and no action names a pod of a held client.
 pub fn plan(desired: &DesiredState, observed: &[ObservedPod]) -> Plan {
-    // Both sides keyed by (client, algorithm) — integers, not strings — sorted and merged: a
+    // Both sides keyed by (client, algorithm) — an integer and an inline name, nothing allocated —
+    // sorted and merged: a
     // no-change pass over 100k clients walks 300k pods on each side. Only the (usually few)
     // actions are sorted by name.
     let held = |client: &ClientId| desired.held.contains_key(client);
@@ -160,7 +168,8 @@ pub fn plan(desired: &DesiredState, observed: &[ObservedPod]) -> Plan {
         .filter(|p| !held(&p.client_id))
         .map(|p| ((p.client_id, p.algorithm), p))
         .collect();
-    wanted.sort_by_key(|(key, _)| *key); // from_clients already yields this order: cheap
+    // from_clients already yields this order (clients by id, algorithms by name): cheap.
+    wanted.sort_by_key(|(key, _)| *key);
     wanted.dedup_by_key(|(key, _)| *key);
     let mut actions = Vec::new();
     let mut running: Vec<((ClientId, Algorithm), &ObservedPod)> =
@@ -270,6 +279,14 @@ mod tests {
     use super::*;
     use crate::{Algorithm, AlgorithmStatus, ClientSpec, ClientSpecInput, PodPhase};
 
+    const VWAP: Algorithm = Algorithm::named("VWAP");
+    const TWAP: Algorithm = Algorithm::named("TWAP");
+    const HFT: Algorithm = Algorithm::named("HFT");
+
+    fn desired(clients: &[Client]) -> DesiredState {
+        DesiredState::from_clients(clients, &Catalogue::default())
+    }
+
     fn client(id: i64, status: AlgorithmStatus, need_restart: bool) -> Client {
         let spec = ClientSpec::parse(ClientSpecInput {
             name: format!("client-{id}"),
@@ -293,7 +310,9 @@ mod tests {
     }
 
     fn status(vwap: bool, twap: bool, hft: bool) -> AlgorithmStatus {
-        AlgorithmStatus { vwap, twap, hft }
+        [(VWAP, vwap), (TWAP, twap), (HFT, hft)]
+            .into_iter()
+            .collect()
     }
 
     fn observed(name: &str, phase: PodPhase) -> ObservedPod {
@@ -405,7 +424,7 @@ mod tests {
     #[test]
     fn the_original_scenario_plans_as_expected() {
         let clients = [client(1, status(true, false, true), false)];
-        let first = plan(&DesiredState::from_clients(&clients), &[]);
+        let first = plan(&desired(&clients), &[]);
         assert_eq!(names(&first), ["create hft-1", "create vwap-1"]);
 
         let running = [
@@ -413,7 +432,7 @@ mod tests {
             observed("vwap-1", PodPhase::Running),
         ];
         let switched_off = [client(1, status(false, false, true), false)];
-        let second = plan(&DesiredState::from_clients(&switched_off), &running);
+        let second = plan(&desired(&switched_off), &running);
         assert_eq!(names(&second), ["delete vwap-1"]);
         assert!(second.acknowledgements.is_empty());
     }
@@ -429,7 +448,7 @@ mod tests {
             observed("twap-1", PodPhase::Running),
             observed("vwap-2", PodPhase::Running),
         ];
-        let plan = plan(&DesiredState::from_clients(&clients), &running);
+        let plan = plan(&desired(&clients), &running);
         assert_eq!(
             names(&plan),
             ["restart twap-1 Requested", "restart vwap-1 Requested"]
@@ -446,7 +465,7 @@ mod tests {
     #[test]
     fn a_marked_client_without_pods_is_still_acknowledged() {
         let clients = [client(3, AlgorithmStatus::default(), true)];
-        let plan = plan(&DesiredState::from_clients(&clients), &[]);
+        let plan = plan(&desired(&clients), &[]);
         assert!(plan.actions.is_empty());
         assert_eq!(plan.acknowledgements.len(), 1);
     }
@@ -459,7 +478,7 @@ mod tests {
             observed("twap-1", PodPhase::Succeeded),
             observed("hft-1", PodPhase::Unknown),
         ];
-        let plan = plan(&DesiredState::from_clients(&clients), &running);
+        let plan = plan(&desired(&clients), &running);
         assert_eq!(
             names(&plan),
             ["restart twap-1 Terminated", "restart vwap-1 Terminated"]
@@ -470,8 +489,7 @@ mod tests {
     fn a_held_client_keeps_its_running_pods_and_gets_no_new_ones() {
         let clients = [client(2, status(true, false, false), false)];
         let held = ClientId::new(1).unwrap();
-        let desired = DesiredState::from_clients(&clients)
-            .holding([(held, "name: must not be blank".into())]);
+        let desired = desired(&clients).holding([(held, "name: must not be blank".into())]);
         let running = [
             observed("vwap-1", PodPhase::Running),
             observed("twap-1", PodPhase::Failed),
@@ -479,6 +497,41 @@ mod tests {
         let plan = plan(&desired, &running);
         assert_eq!(names(&plan), ["create vwap-2"]);
         assert!(plan.acknowledgements.iter().all(|a| a.client_id != held));
+    }
+
+    #[test]
+    fn an_algorithm_dropped_from_the_catalogue_counts_as_off_and_its_switch_is_kept() {
+        let clients = [client(1, status(true, true, false), false)];
+        let running = [
+            observed("twap-1", PodPhase::Running),
+            observed("vwap-1", PodPhase::Running),
+        ];
+        let without_twap = Catalogue::parse("VWAP,HFT").unwrap();
+        let desired = DesiredState::from_clients(&clients, &without_twap);
+        assert_eq!(names(&plan(&desired, &running)), ["delete twap-1"]);
+        assert!(
+            clients[0].status.is_on(TWAP),
+            "the switch itself is untouched"
+        );
+        let back = plan(
+            &DesiredState::from_clients(&clients, &Catalogue::default()),
+            &[],
+        );
+        assert_eq!(names(&back), ["create twap-1", "create vwap-1"]);
+    }
+
+    #[test]
+    fn x_y_z_pods_are_named_after_the_lower_case_names() {
+        let xyz = Catalogue::parse("X,Y,Z").unwrap();
+        let on: AlgorithmStatus = [("X", true), ("Y", false), ("Z", true)]
+            .into_iter()
+            .map(|(name, on)| (Algorithm::parse(name).unwrap(), on))
+            .collect();
+        let plan = plan(
+            &DesiredState::from_clients(&[client(168317, on, false)], &xyz),
+            &[],
+        );
+        assert_eq!(names(&plan), ["create x-168317", "create z-168317"]);
     }
 
     #[test]
@@ -498,7 +551,7 @@ mod tests {
             observed("twap-1", PodPhase::Terminating),
             observed("not-alsys-form", PodPhase::Terminating),
         ];
-        let plan = plan(&DesiredState::from_clients(&clients), &observed);
+        let plan = plan(&desired(&clients), &observed);
         assert!(plan.actions.is_empty(), "{:?}", plan.actions);
         assert_eq!(plan.waiting, [PodName::parse("vwap-1").unwrap()]);
         assert!(plan.acknowledgements.is_empty());
@@ -507,7 +560,7 @@ mod tests {
     #[test]
     fn a_restart_waits_for_the_old_pod_then_creates_the_successor_then_acknowledges() {
         let marked = [client(1, status(true, false, false), true)];
-        let desired = DesiredState::from_clients(&marked);
+        let desired = desired(&marked);
         let running = [observed("vwap-1", PodPhase::Running)];
 
         // The old pod runs: restart it. Its old pod then terminates.
@@ -546,10 +599,7 @@ mod tests {
         let mut marked = client(1, status(true, false, false), true);
         let made_for_the_first_mark = replacement("vwap-1", &marked);
         marked.updated_at += Duration::from_secs(1);
-        let plan = plan(
-            &DesiredState::from_clients(&[marked]),
-            &[made_for_the_first_mark],
-        );
+        let plan = plan(&desired(&[marked]), &[made_for_the_first_mark]);
         assert_eq!(names(&plan), ["restart vwap-1 Requested"]);
     }
 
@@ -560,19 +610,46 @@ mod tests {
             replacement("vwap-1", &marked),
             observed("twap-1", PodPhase::Terminating),
         ];
-        let plan = plan(&DesiredState::from_clients(&[marked]), &running);
+        let plan = plan(&desired(&[marked]), &running);
         assert!(plan.is_empty(), "{plan:?}");
         assert_eq!(plan.waiting, [PodName::parse("twap-1").unwrap()]);
     }
 
+    /// The names the generated catalogues, switches and pods are drawn from: catalogues are
+    /// subsets of it, so clients have switches, and the runtime pods, of algorithms the catalogue
+    /// does not run (dropped from it, or never in it).
+    const POOL: [&str; 8] = [
+        "VWAP",
+        "TWAP",
+        "HFT",
+        "X",
+        "Y",
+        "Z",
+        "POV2",
+        "A23456789012345",
+    ];
+
+    fn pool(i: usize) -> Algorithm {
+        Algorithm::parse(POOL[i]).unwrap()
+    }
+
+    /// 1 to 6 algorithms of the pool, in any order.
+    fn arb_catalogue() -> impl Strategy<Value = Catalogue> {
+        prop::sample::subsequence((0..POOL.len()).collect::<Vec<_>>(), 1..=6)
+            .prop_shuffle()
+            .prop_map(|picked| Catalogue::new(picked.into_iter().map(pool).collect()).unwrap())
+    }
+
     fn arb_clients() -> impl Strategy<Value = Vec<Client>> {
-        prop::collection::btree_map(1i64..40, (any::<[bool; 3]>(), any::<bool>()), 0..20).prop_map(
-            |m| {
-                m.into_iter()
-                    .map(|(id, ([v, t, h], restart))| client(id, status(v, t, h), restart))
-                    .collect()
-            },
-        )
+        let switches = prop::collection::vec((0..POOL.len(), any::<bool>()), 0..6);
+        prop::collection::btree_map(1i64..40, (switches, any::<bool>()), 0..20).prop_map(|m| {
+            m.into_iter()
+                .map(|(id, (switches, restart))| {
+                    let status = switches.into_iter().map(|(a, on)| (pool(a), on)).collect();
+                    client(id, status, restart)
+                })
+                .collect()
+        })
     }
 
     fn arb_phase() -> impl Strategy<Value = PodPhase> {
@@ -590,8 +667,8 @@ mod tests {
     /// some created for no restart mark, some for their client's current mark (as the
     /// `updated_at` of [`client`]), some for an older one.
     fn arb_observed() -> impl Strategy<Value = Vec<ObservedPod>> {
-        let ours = (0usize..3, 1i64..50).prop_map(|(a, id)| {
-            PodName::of(Algorithm::ALL[a], ClientId::new(id).unwrap())
+        let ours = (0..POOL.len(), 1i64..50).prop_map(|(a, id)| {
+            PodName::of(pool(a), ClientId::new(id).unwrap())
                 .as_str()
                 .to_owned()
         });
@@ -621,10 +698,11 @@ mod tests {
     proptest! {
         #[test]
         fn a_pod_running_as_wanted_is_left_alone(
+            catalogue in arb_catalogue(),
             clients in arb_clients(),
             observed in arb_observed(),
         ) {
-            let desired = DesiredState::from_clients(&clients);
+            let desired = DesiredState::from_clients(&clients, &catalogue);
             let wanted: BTreeSet<_> = desired.pods.iter().map(|p| &p.name).collect();
             let plan = plan(&desired, &observed);
             for pod in &observed {
@@ -643,6 +721,7 @@ mod tests {
 
         #[test]
         fn a_held_clients_pods_are_never_touched_nor_acknowledged(
+            catalogue in arb_catalogue(),
             clients in arb_clients(),
             observed in arb_observed(),
             held in prop::collection::btree_set(1i64..50, 0..10),
@@ -651,7 +730,7 @@ mod tests {
                 .into_iter()
                 .map(|id| (ClientId::new(id).unwrap(), "unusable".to_owned()))
                 .collect();
-            let desired = DesiredState::from_clients(&clients).holding(held.clone());
+            let desired = DesiredState::from_clients(&clients, &catalogue).holding(held.clone());
             let plan = plan(&desired, &observed);
             for action in &plan.actions {
                 let owner = action.pod_name().owner().map(|(_, id)| id);
@@ -664,22 +743,24 @@ mod tests {
 
         #[test]
         fn applying_a_plan_and_planning_again_gives_an_empty_plan(
+            catalogue in arb_catalogue(),
             clients in arb_clients(),
             observed in arb_observed(),
         ) {
-            let first = plan(&DesiredState::from_clients(&clients), &observed);
+            let first = plan(&DesiredState::from_clients(&clients, &catalogue), &observed);
             let after = apply(&first, &observed);
             let clients = acknowledge(&first, &clients);
-            let second = plan(&DesiredState::from_clients(&clients), &after);
+            let second = plan(&DesiredState::from_clients(&clients, &catalogue), &after);
             prop_assert!(second.is_empty(), "{:?}", second);
         }
 
         #[test]
         fn every_desired_pod_is_present_and_nothing_else_afterwards(
+            catalogue in arb_catalogue(),
             clients in arb_clients(),
             observed in arb_observed(),
         ) {
-            let desired = DesiredState::from_clients(&clients);
+            let desired = DesiredState::from_clients(&clients, &catalogue);
             let after = apply(&plan(&desired, &observed), &observed);
             let wanted: BTreeSet<_> = desired.pods.iter().map(|p| &p.name).collect();
             // A pod still terminating stays until its grace period ends, desired or not; a
@@ -693,10 +774,11 @@ mod tests {
 
         #[test]
         fn a_terminating_pod_is_never_touched_and_holds_back_its_clients_acknowledgement(
+            catalogue in arb_catalogue(),
             clients in arb_clients(),
             observed in arb_observed(),
         ) {
-            let desired = DesiredState::from_clients(&clients);
+            let desired = DesiredState::from_clients(&clients, &catalogue);
             let wanted: BTreeSet<_> = desired.pods.iter().map(|p| &p.name).collect();
             let plan = plan(&desired, &observed);
             for pod in observed.iter().filter(|p| p.phase == PodPhase::Terminating) {
@@ -713,10 +795,11 @@ mod tests {
 
         #[test]
         fn restarts_through_terminating_pods_replace_every_marked_pod_once_and_settle(
+            catalogue in arb_catalogue(),
             clients in arb_clients(),
             observed in arb_observed(),
         ) {
-            let desired = DesiredState::from_clients(&clients);
+            let desired = DesiredState::from_clients(&clients, &catalogue);
             let marked = desired.restarts.clone();
             // Pass 1 on a cluster with grace periods: deleted and restarted pods terminate;
             // a client whose restart left its old pod terminating is not acknowledged.
@@ -724,7 +807,7 @@ mod tests {
             let pods = apply_with_grace(&first, &observed, true);
             let clients = acknowledge_unless(&first, &clients, &restarting(&first));
             // Pass 2 while they terminate: nothing terminating is touched.
-            let second = plan(&DesiredState::from_clients(&clients), &pods);
+            let second = plan(&DesiredState::from_clients(&clients, &catalogue), &pods);
             for action in &second.actions {
                 let pod = pods.iter().find(|p| &p.name == action.pod_name());
                 prop_assert!(pod.is_none_or(|p| p.phase != PodPhase::Terminating), "{action:?}");
@@ -733,11 +816,11 @@ mod tests {
             let clients = acknowledge_unless(&second, &clients, &restarting(&second));
             // The grace periods end; pass 3 creates the successors and acknowledges.
             let pods = grace_ends(pods);
-            let third = plan(&DesiredState::from_clients(&clients), &pods);
+            let third = plan(&DesiredState::from_clients(&clients, &catalogue), &pods);
             let pods = apply(&third, &pods);
             let clients = acknowledge(&third, &clients);
             prop_assert!(clients.iter().all(|c| !c.need_restart));
-            let settled = DesiredState::from_clients(&clients);
+            let settled = DesiredState::from_clients(&clients, &catalogue);
             let names: BTreeSet<_> = pods.iter().map(|p| &p.name).collect();
             let wanted: BTreeSet<_> = settled.pods.iter().map(|p| &p.name).collect();
             prop_assert_eq!(names, wanted);
@@ -752,10 +835,11 @@ mod tests {
 
         #[test]
         fn no_action_names_a_pod_outside_the_managed_or_desired_set(
+            catalogue in arb_catalogue(),
             clients in arb_clients(),
             observed in arb_observed(),
         ) {
-            let desired = DesiredState::from_clients(&clients);
+            let desired = DesiredState::from_clients(&clients, &catalogue);
             let observed_names: BTreeSet<_> = observed.iter().map(|p| &p.name).collect();
             let wanted: BTreeSet<_> = desired.pods.iter().map(|p| &p.name).collect();
             for action in plan(&desired, &observed).actions {
@@ -769,10 +853,11 @@ mod tests {
 
         #[test]
         fn requested_restarts_only_touch_marked_clients(
+            catalogue in arb_catalogue(),
             clients in arb_clients(),
             observed in arb_observed(),
         ) {
-            let desired = DesiredState::from_clients(&clients);
+            let desired = DesiredState::from_clients(&clients, &catalogue);
             for action in plan(&desired, &observed).actions {
                 if let PodAction::Restart { pod, cause: RestartCause::Requested } = &action {
                     prop_assert!(desired.restarts.contains_key(&pod.client_id));
@@ -782,10 +867,11 @@ mod tests {
 
         #[test]
         fn a_terminated_desired_pod_is_always_replaced(
+            catalogue in arb_catalogue(),
             clients in arb_clients(),
             observed in arb_observed(),
         ) {
-            let desired = DesiredState::from_clients(&clients);
+            let desired = DesiredState::from_clients(&clients, &catalogue);
             let plan = plan(&desired, &observed);
             for pod in observed.iter().filter(|p| p.phase.is_terminated()) {
                 let replaced = plan.actions.iter().any(|a| matches!(a, PodAction::Restart { pod: d, .. } if d.name == pod.name));
@@ -796,12 +882,32 @@ mod tests {
 
         #[test]
         fn actions_are_sorted_with_one_per_pod(
+            catalogue in arb_catalogue(),
             clients in arb_clients(),
             observed in arb_observed(),
         ) {
-            let plan = plan(&DesiredState::from_clients(&clients), &observed);
+            let plan = plan(&DesiredState::from_clients(&clients, &catalogue), &observed);
             let names: Vec<_> = plan.actions.iter().map(PodAction::pod_name).collect();
             prop_assert!(names.windows(2).all(|w| w[0] < w[1]));
+        }
+
+        #[test]
+        fn only_the_catalogues_algorithms_run_and_every_other_pod_of_alsys_form_goes(
+            catalogue in arb_catalogue(),
+            clients in arb_clients(),
+            observed in arb_observed(),
+        ) {
+            let plan = plan(&DesiredState::from_clients(&clients, &catalogue), &observed);
+            for action in &plan.actions {
+                if let PodAction::Create(pod) | PodAction::Restart { pod, .. } = action {
+                    prop_assert!(catalogue.contains(pod.algorithm), "{} runs", pod.name);
+                }
+            }
+            for pod in &observed {
+                if pod.name.owner().is_some_and(|(a, _)| !catalogue.contains(a)) {
+                    prop_assert!(plan.actions.contains(&PodAction::Delete(pod.name.clone())), "{} kept", pod.name);
+                }
+            }
         }
     }
 }

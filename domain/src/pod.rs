@@ -1,7 +1,7 @@
 //! Pods: the ones the switches ask for ([`DesiredPod`]) and the ones a runtime reports
 //! ([`ObservedPod`]), both named by [`PodName`].
 
-use std::fmt;
+use std::fmt::{self, Write as _};
 use std::time::SystemTime;
 
 use serde::Serialize;
@@ -16,7 +16,12 @@ pub struct PodName(String);
 impl PodName {
     /// The name of `algorithm`'s pod for `client`: `vwap-1`.
     pub fn of(algorithm: Algorithm, client: ClientId) -> PodName {
-        PodName(format!("{}-{}", algorithm.slug(), client))
+        // Built by hand rather than with `format!`: a pass names every desired pod.
+        let mut name = String::with_capacity(Algorithm::MAX_LEN + 1 + 19);
+        algorithm.push_slug(&mut name);
+        // Writing to a String cannot fail.
+        let _ = write!(name, "-{client}");
+        PodName(name)
     }
 
     /// Accepts any DNS-1123 label (at most 63 lower-case letters, digits and '-', starting and
@@ -35,10 +40,17 @@ impl PodName {
     /// The algorithm and client this name stands for, if it has alsy's `{algorithm}-{id}` form.
     pub fn owner(&self) -> Option<(Algorithm, ClientId)> {
         let (slug, id) = self.0.split_once('-')?;
-        let algorithm = Algorithm::ALL.into_iter().find(|a| a.slug() == slug)?;
-        // Reject forms like `vwap-01` or `vwap-+1`: only the canonical spelling names a client.
-        let id = id.parse().ok().and_then(ClientId::new)?;
-        (PodName::of(algorithm, id) == *self).then_some((algorithm, id))
+        // Any algorithm name, catalogued or not: a pod of an algorithm dropped from the
+        // catalogue is still alsy's, and the plan deletes it.
+        let algorithm = Algorithm::from_slug(slug)?;
+        // Only the canonical spelling names a client: digits without a leading zero (not
+        // `vwap-01`, `vwap-+1` or `vwap-0`).
+        let canonical = id.bytes().all(|b| b.is_ascii_digit()) && !id.starts_with('0');
+        let id = canonical
+            .then(|| id.parse().ok())
+            .flatten()
+            .and_then(ClientId::new)?;
+        Some((algorithm, id))
     }
 
     /// The name as a string.
@@ -151,11 +163,13 @@ mod tests {
         ClientId::new(n).unwrap()
     }
 
+    const VWAP: Algorithm = Algorithm::named("VWAP");
+
     #[test]
     fn pod_names_are_lower_case_algorithm_dash_client_id() {
-        assert_eq!(PodName::of(Algorithm::Vwap, id(1)).as_str(), "vwap-1");
-        assert_eq!(PodName::of(Algorithm::Hft, id(42)).as_str(), "hft-42");
-        let longest = PodName::of(Algorithm::Vwap, id(i64::MAX));
+        assert_eq!(PodName::of(VWAP, id(1)).as_str(), "vwap-1");
+        assert_eq!(PodName::of(Algorithm::named("X"), id(42)).as_str(), "x-42");
+        let longest = PodName::of(Algorithm::named("A23456789012345"), id(i64::MAX));
         assert!(
             PodName::parse(longest.as_str()).is_some(),
             "always a valid DNS-1123 label"
@@ -164,14 +178,26 @@ mod tests {
 
     #[test]
     fn owner_reads_back_what_of_wrote() {
-        let name = PodName::of(Algorithm::Twap, id(17));
-        assert_eq!(name.owner(), Some((Algorithm::Twap, id(17))));
+        for algorithm in ["TWAP", "X", "POV2"].map(|n| Algorithm::parse(n).unwrap()) {
+            for n in [1, 10, 17, 100, i64::MAX] {
+                let name = PodName::of(algorithm, id(n));
+                assert_eq!(name.owner(), Some((algorithm, id(n))), "{name}");
+            }
+        }
     }
 
     #[test]
     fn names_in_another_form_have_no_owner() {
         for other in [
-            "nginx", "vwap-01", "vwap-0", "vwap-x", "foo-1", "vwap-1-a", "vwap",
+            "nginx",
+            "vwap-01",
+            "vwap-0",
+            "vwap-x",
+            "2x-1",
+            "vwap-1-a",
+            "vwap",
+            "a23456789012345x-1",
+            "vwap-9223372036854775808",
         ] {
             let name = PodName::parse(other).unwrap();
             assert_eq!(name.owner(), None, "{other}");

@@ -4,7 +4,7 @@
 use std::future::Future;
 use std::time::Duration;
 
-use alsy_domain::{Algorithm, ClientId, ClientSpec, ClientSpecInput, PodName};
+use alsy_domain::{Algorithm, AlgorithmStatus, ClientId, ClientSpec, ClientSpecInput, PodName};
 use k8s_openapi::api::core::v1::{Container, Pod, PodSpec};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use serde_json::{Value, json};
@@ -20,6 +20,19 @@ pub fn spec(name: &str) -> ClientSpec {
         priority: 0.5,
     })
     .expect("the fixture spec is valid")
+}
+
+/// The switches of the default catalogue: VWAP, TWAP and HFT on or off.
+pub fn switches(vwap: bool, twap: bool, hft: bool) -> AlgorithmStatus {
+    named_switches(&[("VWAP", vwap), ("TWAP", twap), ("HFT", hft)])
+}
+
+/// Switches by algorithm name.
+pub fn named_switches(switches: &[(&str, bool)]) -> AlgorithmStatus {
+    switches
+        .iter()
+        .map(|(name, on)| (Algorithm::parse(name).expect("an algorithm name"), *on))
+        .collect()
 }
 
 /// The pod name of `algorithm` for `client`.

@@ -150,7 +150,8 @@ async fn drive(
     db.seed(args.clients, false).await?;
     let sql = db.connect().await?;
     sql.batch_execute(
-        "UPDATE algorithm_status SET vwap = random() < 0.5, twap = random() < 0.5, hft = random() < 0.5",
+        "UPDATE algorithm_status SET switches = jsonb_build_object(\
+         'VWAP', random() < 0.5, 'TWAP', random() < 0.5, 'HFT', random() < 0.5)",
     )
     .await
     .context("randomising the switches")?;

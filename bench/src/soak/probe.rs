@@ -302,7 +302,9 @@ pub async fn stored_switches(
 ) -> anyhow::Result<HashMap<i64, Switches>> {
     let rows = db
         .query(
-            "SELECT client_id, vwap, twap, hft FROM algorithm_status",
+            "SELECT client_id, coalesce((switches ->> 'VWAP')::boolean, false), \
+             coalesce((switches ->> 'TWAP')::boolean, false), \
+             coalesce((switches ->> 'HFT')::boolean, false) FROM algorithm_status",
             &[],
         )
         .await

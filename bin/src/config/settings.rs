@@ -11,7 +11,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use alsy_app::SyncSettings;
-use alsy_domain::Policy;
+use alsy_domain::{Catalogue, Policy};
 use alsy_http::HttpSettings;
 use alsy_k8s::{KubeSettings, PodSecurity};
 use alsy_postgres::PostgresSettings;
@@ -193,6 +193,9 @@ impl Settings {
         let interval = r.duration("sync.interval", Zero::Refused);
         let debounce = r.duration("sync.debounce", Zero::Allowed);
         let concurrency = r.read("sync.concurrency", |t| values::count(t, 1, 1024));
+        let algorithms = r.read("sync.algorithms", |t| {
+            Catalogue::parse(t).map_err(|e| e.to_string())
+        });
         let storage_kind = r.read("storage.kind", |t| values::one_of(t, &storage_kinds));
         let url = r.read("storage.url", values::postgres_url);
         let min_conns = r.read("storage.min_conns", |t| values::count(t, 0, 1000));
@@ -278,6 +281,7 @@ impl Settings {
                 interval: interval?,
                 debounce: debounce?,
                 concurrency: concurrency? as usize,
+                algorithms: algorithms?,
             },
             storage: StorageSettings {
                 kind: storage_kind?,
@@ -353,6 +357,7 @@ impl Settings {
             ("sync.interval", d(self.sync.interval)),
             ("sync.debounce", d(self.sync.debounce)),
             ("sync.concurrency", Some(self.sync.concurrency.to_string())),
+            ("sync.algorithms", Some(self.sync.algorithms.to_string())),
             ("storage.kind", lower(&self.storage.kind)),
             ("storage.url", Some(storage.url.clone())),
             ("storage.min_conns", Some(storage.min_conns.to_string())),

@@ -51,6 +51,10 @@ pub(crate) const DEFS: &[Def] = &[
     ),
     def("sync.concurrency", "pod operations applied at once"),
     def(
+        "sync.algorithms",
+        "the algorithms clients switch on and off: 1 to 32 comma-separated names [A-Z][A-Z0-9]{0,14}",
+    ),
+    def(
         "storage.kind",
         "postgres, or memory (data lives in the process)",
     ),

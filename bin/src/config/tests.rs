@@ -152,6 +152,7 @@ fn setting_names_lists_every_env_variable() {
         "ALSY__SYNC__INTERVAL",
         "ALSY__SYNC__DEBOUNCE",
         "ALSY__SYNC__CONCURRENCY",
+        "ALSY__SYNC__ALGORITHMS",
         "ALSY__STORAGE__KIND",
         "ALSY__STORAGE__URL",
         "ALSY__STORAGE__MIN_CONNS",
@@ -185,7 +186,7 @@ fn setting_names_lists_every_env_variable() {
     ] {
         assert!(names.contains(&name.to_owned()), "{name}");
     }
-    assert_eq!(names.len(), 33);
+    assert_eq!(names.len(), 34);
 }
 
 #[test]
@@ -196,6 +197,7 @@ fn every_setting_is_read_from_its_env_variable() {
             ("ALSY__SYNC__INTERVAL", "10s"),
             ("ALSY__SYNC__DEBOUNCE", "0"),
             ("ALSY__SYNC__CONCURRENCY", "4"),
+            ("ALSY__SYNC__ALGORITHMS", "X,Y,Z"),
             ("ALSY__STORAGE__KIND", "memory"),
             ("ALSY__STORAGE__URL", "postgres://alsy:pw@db:5433/alsy"),
             ("ALSY__STORAGE__MIN_CONNS", "2"),
@@ -227,6 +229,7 @@ fn every_setting_is_read_from_its_env_variable() {
     assert_eq!(settings.sync.interval, s(10));
     assert_eq!(settings.sync.debounce, Duration::ZERO);
     assert_eq!(settings.sync.concurrency, 4);
+    assert_eq!(settings.sync.algorithms.to_string(), "X,Y,Z");
     assert_eq!(settings.storage.kind, StorageKind::Memory);
     let storage = &settings.storage.postgres;
     assert_eq!(storage.url, "postgres://alsy:pw@db:5433/alsy");
@@ -277,6 +280,24 @@ fn a_bad_env_value_names_the_variable() {
             r#"invalid setting ALSY__SYNC__INTERVAL="5 parsecs": expected a duration like 500ms, 30s, 5m"#
         ]
     );
+}
+
+#[test]
+fn a_bad_algorithm_list_names_the_setting_and_the_problem() {
+    for (list, problem) in [
+        ("VWAP,vwap", r#""vwap" is not an algorithm name"#),
+        ("X,Y,X", "algorithm X is named twice"),
+        ("", "no algorithm named"),
+    ] {
+        let problems = problems(&[], &[("ALSY__SYNC__ALGORITHMS", list)]);
+        assert_eq!(problems.len(), 1, "{problems:?}");
+        assert!(
+            problems[0].starts_with(&format!(
+                "invalid setting ALSY__SYNC__ALGORITHMS={list:?}: "
+            )) && problems[0].contains(problem),
+            "{problems:?}"
+        );
+    }
 }
 
 #[test]

@@ -118,7 +118,7 @@ async fn exercise(path: PathBuf, client: Client, namespace: String) {
     let runtime = KubeRuntime::from_kubeconfig(&path, &settings, &log)
         .await
         .unwrap();
-    let pod = pause_pod(Algorithm::Vwap, 1);
+    let pod = pause_pod(Algorithm::named("VWAP"), 1);
 
     runtime.create(&pod).await.unwrap();
     runtime.create(&pod).await.unwrap();

@@ -84,8 +84,11 @@ async fn exchange(
     set_phase: impl AsyncFn(&str, &str) -> bool,
 ) -> Vec<String> {
     let create = PostParams::default();
-    let restricted = pod_manifest(&desired(Algorithm::Vwap, 1), PodSecurity::default());
-    let baseline = pod_manifest(&desired(Algorithm::Twap, 1), PodSecurity::Baseline);
+    let restricted = pod_manifest(
+        &desired(Algorithm::named("VWAP"), 1),
+        PodSecurity::default(),
+    );
+    let baseline = pod_manifest(&desired(Algorithm::named("TWAP"), 1), PodSecurity::Baseline);
     let mut seen = Vec::new();
     seen.push(outcome(pods.create(&create, &restricted).await, |p| {
         terminating(&p)

@@ -4,6 +4,7 @@ mod compose;
 mod compose_smoke;
 mod deploy_manifests;
 mod doc_references;
+mod earlier_clients;
 mod envtest_harness;
 mod harness;
 mod http_api;

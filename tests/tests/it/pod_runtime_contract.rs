@@ -232,7 +232,7 @@ async fn names(harness: &impl Harness) -> Vec<String> {
 }
 
 async fn a_created_pod_is_listed(h: impl Harness) {
-    let pod = desired(Algorithm::Vwap, 1);
+    let pod = desired(Algorithm::named("VWAP"), 1);
     h.runtime().create(&pod).await.unwrap();
     let listed = h.runtime().list().await.unwrap();
     assert_eq!(listed.len(), 1);
@@ -241,7 +241,7 @@ async fn a_created_pod_is_listed(h: impl Harness) {
 }
 
 async fn creating_a_pod_twice_succeeds_and_keeps_one_pod(h: impl Harness) {
-    let pod = desired(Algorithm::Twap, 2);
+    let pod = desired(Algorithm::named("TWAP"), 2);
     h.runtime().create(&pod).await.unwrap();
     let uid = h.uid(&pod.name).await;
     h.runtime().create(&pod).await.unwrap();
@@ -254,7 +254,10 @@ async fn creating_a_pod_twice_succeeds_and_keeps_one_pod(h: impl Harness) {
 }
 
 async fn a_deleted_pod_is_no_longer_listed(h: impl Harness) {
-    let (keep, gone) = (desired(Algorithm::Vwap, 1), desired(Algorithm::Hft, 1));
+    let (keep, gone) = (
+        desired(Algorithm::named("VWAP"), 1),
+        desired(Algorithm::named("HFT"), 1),
+    );
     h.runtime().create(&keep).await.unwrap();
     h.runtime().create(&gone).await.unwrap();
     h.runtime().delete(&gone.name).await.unwrap();
@@ -292,7 +295,7 @@ async fn wait_running(h: &impl Harness, pod: &PodName) {
 }
 
 async fn a_restarted_pod_exists_again_as_a_new_incarnation(h: impl Harness) {
-    let pod = desired(Algorithm::Vwap, 3);
+    let pod = desired(Algorithm::named("VWAP"), 3);
     h.runtime().create(&pod).await.unwrap();
     wait_running(&h, &pod.name).await;
     let before = h.uid(&pod.name).await.unwrap();
@@ -318,7 +321,7 @@ async fn a_restarted_pod_exists_again_as_a_new_incarnation(h: impl Harness) {
 }
 
 async fn restarting_a_missing_pod_creates_it(h: impl Harness) {
-    let pod = desired(Algorithm::Hft, 4);
+    let pod = desired(Algorithm::named("HFT"), 4);
     assert_eq!(
         h.runtime().restart(&pod).await.unwrap(),
         Restarted::Replaced
@@ -330,7 +333,7 @@ async fn a_restart_with_a_grace_period_returns_at_once_leaving_the_old_pod_termi
     h: impl Harness,
 ) {
     h.set_grace(GRACE).await;
-    let pod = desired(Algorithm::Twap, 5);
+    let pod = desired(Algorithm::named("TWAP"), 5);
     h.runtime().create(&pod).await.unwrap();
     wait_running(&h, &pod.name).await;
     let old = h.uid(&pod.name).await;
@@ -356,7 +359,7 @@ async fn a_restart_with_a_grace_period_returns_at_once_leaving_the_old_pod_termi
 
 async fn a_deleted_pod_is_listed_terminating_until_its_grace_period_ends(h: impl Harness) {
     h.set_grace(GRACE).await;
-    let pod = desired(Algorithm::Hft, 6);
+    let pod = desired(Algorithm::named("HFT"), 6);
     h.runtime().create(&pod).await.unwrap();
     wait_running(&h, &pod.name).await;
     h.runtime().delete(&pod.name).await.unwrap();
@@ -372,11 +375,11 @@ async fn the_restart_mark_a_pod_was_created_for_is_listed_with_it(h: impl Harnes
     let mark = SystemTime::UNIX_EPOCH + Duration::new(1_790_000_000, 123_456_789);
     let replacement = DesiredPod {
         restart_mark: Some(mark),
-        ..desired(Algorithm::Vwap, 7)
+        ..desired(Algorithm::named("VWAP"), 7)
     };
     h.runtime().create(&replacement).await.unwrap();
     h.runtime()
-        .create(&desired(Algorithm::Twap, 7))
+        .create(&desired(Algorithm::named("TWAP"), 7))
         .await
         .unwrap();
     let mut listed = h.runtime().list().await.unwrap();
@@ -390,7 +393,7 @@ async fn list_never_shows_a_pod_alsy_does_not_manage(h: impl Harness) {
     let held = h.add_foreign_pod("vwap-99").await & h.add_foreign_pod("nginx").await;
     assert!(held, "every runtime under contract can hold foreign pods");
     h.runtime()
-        .create(&desired(Algorithm::Vwap, 1))
+        .create(&desired(Algorithm::named("VWAP"), 1))
         .await
         .unwrap();
     assert_eq!(names(&h).await, vec!["vwap-1"]);
@@ -399,9 +402,9 @@ async fn list_never_shows_a_pod_alsy_does_not_manage(h: impl Harness) {
 
 async fn phases_are_reported_as_the_runtime_sees_them(h: impl Harness) {
     let (failed, done, running) = (
-        desired(Algorithm::Vwap, 1),
-        desired(Algorithm::Twap, 1),
-        desired(Algorithm::Hft, 1),
+        desired(Algorithm::named("VWAP"), 1),
+        desired(Algorithm::named("TWAP"), 1),
+        desired(Algorithm::named("HFT"), 1),
     );
     for pod in [&failed, &done, &running] {
         h.runtime().create(pod).await.unwrap();
@@ -436,7 +439,7 @@ async fn phases_are_reported_as_the_runtime_sees_them(h: impl Harness) {
 
 async fn creating_a_pod_whose_name_a_foreign_pod_holds_is_rejected_naming_it(h: impl Harness) {
     assert!(h.add_foreign_pod("vwap-7").await);
-    let pod = desired(Algorithm::Vwap, 7);
+    let pod = desired(Algorithm::named("VWAP"), 7);
     match h.runtime().create(&pod).await {
         Err(RuntimeError::Rejected {
             pod: Some(name),

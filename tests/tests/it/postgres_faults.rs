@@ -7,7 +7,7 @@ use std::future::Future;
 use std::time::{Duration, Instant};
 
 use alsy_app::{ClientRepository, PassLock, RepoError};
-use alsy_domain::{AlgorithmStatus, PageRequest};
+use alsy_domain::PageRequest;
 use alsy_postgres::{PostgresError, PostgresRepository, PostgresSettings};
 use alsy_tests::fixtures::{LOAD_MARGIN, eventually, spec};
 use alsy_tests::logs::Logs;
@@ -92,11 +92,7 @@ async fn a_database_that_stops_answering_gives_unavailable_within_the_timeout() 
     let client = repo.create(&spec("Jimbo")).await.unwrap();
 
     proxy.pause();
-    let on = AlgorithmStatus {
-        vwap: true,
-        twap: false,
-        hft: false,
-    };
+    let on = alsy_tests::fixtures::switches(true, false, false);
     unavailable_in_time("get (paused)", repo.get(client.id)).await;
     unavailable_in_time("list (paused)", repo.list(PageRequest::default())).await;
     unavailable_in_time("desired_state (paused)", repo.desired_state()).await;

@@ -1,6 +1,7 @@
 //! What only the PostgreSQL repository has beyond the shared contract: the schema of its
-//! migrations, migrations that replicas may run at the same moment, the cascade at the SQL level,
-//! and the desired-state read at a realistic size.
+//! migrations, migrating a database the three-column release wrote, migrations that replicas may
+//! run at the same moment, the cascade at the SQL level, and the desired-state read at a
+//! realistic size.
 
 use std::time::{Duration, Instant};
 
@@ -34,9 +35,7 @@ async fn the_schema_is_the_designed_one() {
         [
             "algorithm_status.id bigint NO default nextval('algorithm_status_id_seq'::regclass)",
             "algorithm_status.client_id bigint NO",
-            "algorithm_status.vwap boolean NO default false",
-            "algorithm_status.twap boolean NO default false",
-            "algorithm_status.hft boolean NO default false",
+            "algorithm_status.switches jsonb NO default '{}'::jsonb",
             "clients.id bigint NO default nextval('clients_id_seq'::regclass)",
             "clients.name text NO",
             "clients.version integer NO",
@@ -63,10 +62,83 @@ async fn the_schema_is_the_designed_one() {
             "algorithm_status_client_id_fkey FOREIGN KEY (client_id) REFERENCES clients(id) ON DELETE CASCADE",
             "algorithm_status_client_id_key UNIQUE (client_id)",
             "algorithm_status_pkey PRIMARY KEY (id)",
+            "algorithm_status_switches_is_an_object CHECK ((jsonb_typeof(switches) = 'object'::text))",
             "clients_name_key UNIQUE (name)",
             "clients_pkey PRIMARY KEY (id)",
         ]
     );
+}
+
+/// The schema of the release before the catalogue: its one migration, as diesel recorded it.
+const THREE_COLUMN_RELEASE: &str =
+    include_str!("../../../adapters-postgres/migrations/2026-11-25-000000_create_clients/up.sql");
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_database_of_the_three_column_release_migrates_every_switch() {
+    let database = test_database!();
+    let sql = database.sql().await;
+    // Back to the database the previous release leaves: its tables, and diesel's record that
+    // its one migration ran (the table as diesel creates it).
+    sql.batch_execute(&format!(
+        "DROP TABLE algorithm_status, clients, __diesel_schema_migrations; \
+         CREATE TABLE __diesel_schema_migrations (version VARCHAR(50) PRIMARY KEY NOT NULL, \
+             run_on TIMESTAMP NOT NULL DEFAULT CURRENT_TIMESTAMP); \
+         INSERT INTO __diesel_schema_migrations (version) VALUES ('20261125000000'); \
+         {THREE_COLUMN_RELEASE}"
+    ))
+    .await
+    .unwrap();
+    // Every combination of the three switches, several times over, and restart marks.
+    sql.batch_execute(
+        "INSERT INTO clients (name, version, image, cpu, mem, priority, need_restart) \
+         SELECT 'client ' || i, 1, 'ghcr.io/acme/algo:1.0', '500m', '512Mi', 0.5, i % 3 = 0 \
+         FROM generate_series(1, 40) AS i; \
+         INSERT INTO algorithm_status (client_id, vwap, twap, hft) \
+         SELECT id, id & 1 = 1, id & 2 = 2, id & 4 = 4 FROM clients;",
+    )
+    .await
+    .unwrap();
+    let before: Vec<(i64, bool, bool, bool, bool)> = sql
+        .query(
+            "SELECT c.id, s.vwap, s.twap, s.hft, c.need_restart \
+             FROM clients c JOIN algorithm_status s ON s.client_id = c.id ORDER BY c.id",
+            &[],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| (r.get(0), r.get(1), r.get(2), r.get(3), r.get(4)))
+        .collect();
+    assert_eq!(before.len(), 40);
+
+    alsy_postgres::migrate(&database.settings(), &Logs::default().logger())
+        .await
+        .unwrap();
+
+    let stored = database.repository().await.desired_state().await.unwrap();
+    assert!(stored.unusable.is_empty(), "{:?}", stored.unusable);
+    let after: Vec<(i64, bool, bool, bool, bool)> = stored
+        .clients
+        .iter()
+        .map(|c| {
+            let on = |name: &str| c.status.is_on(alsy_domain::Algorithm::parse(name).unwrap());
+            (
+                c.id.get(),
+                on("VWAP"),
+                on("TWAP"),
+                on("HFT"),
+                c.need_restart,
+            )
+        })
+        .collect();
+    assert_eq!(after, before, "every client keeps every switch");
+    let keys = texts(
+        &sql,
+        "SELECT DISTINCT string_agg(key, ',' ORDER BY key) \
+         FROM algorithm_status, jsonb_object_keys(switches) AS key GROUP BY client_id",
+    )
+    .await;
+    assert_eq!(keys, ["HFT,TWAP,VWAP"], "off switches are stored too");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -129,8 +201,9 @@ async fn desired_state_reads_a_hundred_thousand_clients_in_one_go() {
             "INSERT INTO clients (name, version, image, cpu, mem, priority, need_restart) \
              SELECT 'client ' || i, 1, 'ghcr.io/acme/algo:1.0', '500m', '512Mi', 0.5, i % 10 = 0 \
              FROM generate_series(1, 100000) AS i; \
-             INSERT INTO algorithm_status (client_id, vwap, twap, hft) \
-             SELECT id, id % 2 = 0, id % 3 = 0, id % 5 = 0 FROM clients;",
+             INSERT INTO algorithm_status (client_id, switches) \
+             SELECT id, jsonb_build_object('VWAP', id % 2 = 0, 'TWAP', id % 3 = 0, 'HFT', id % 5 = 0) \
+             FROM clients;",
         )
         .await
         .unwrap();

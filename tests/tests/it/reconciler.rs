@@ -82,7 +82,11 @@ impl World {
     async fn client(&self, name: &str, vwap: bool, twap: bool, hft: bool) -> Client {
         let client = self.repo.create(&spec(name)).await.unwrap();
         self.repo
-            .set_status(client.id, AlgorithmStatus { vwap, twap, hft }, false)
+            .set_status(
+                client.id,
+                alsy_tests::fixtures::switches(vwap, twap, hft),
+                false,
+            )
             .await
             .unwrap()
     }
@@ -124,9 +128,9 @@ async fn a_pass_creates_a_pod_for_every_algorithm_that_is_on_and_only_those() {
 
     assert_eq!(report.outcome, PassOutcome::Completed);
     let expected = [
-        pod(Algorithm::Hft, a.id),
-        pod(Algorithm::Twap, b.id),
-        pod(Algorithm::Vwap, a.id),
+        pod(Algorithm::named("HFT"), a.id),
+        pod(Algorithm::named("TWAP"), b.id),
+        pod(Algorithm::named("VWAP"), a.id),
     ];
     assert_eq!(names(&report.created), names(&expected));
     assert_eq!(world.pod_names(), names(&expected));
@@ -157,22 +161,30 @@ async fn switching_off_and_deleting_remove_pods() {
     let reconciler = world.reconciler();
     reconciler.run_pass(Trigger::Startup).await;
 
-    world.switch_on(a.id, &[Algorithm::Hft], false).await;
+    world
+        .switch_on(a.id, &[Algorithm::named("HFT")], false)
+        .await;
     world.repo.delete(b.id).await.unwrap();
     let report = reconciler.run_pass(Trigger::Nudge).await;
 
     assert_eq!(
         names(&report.deleted),
-        names(&[pod(Algorithm::Vwap, a.id), pod(Algorithm::Vwap, b.id)])
+        names(&[
+            pod(Algorithm::named("VWAP"), a.id),
+            pod(Algorithm::named("VWAP"), b.id)
+        ])
     );
-    assert_eq!(world.pod_names(), names(&[pod(Algorithm::Hft, a.id)]));
+    assert_eq!(
+        world.pod_names(),
+        names(&[pod(Algorithm::named("HFT"), a.id)])
+    );
 }
 
 #[tokio::test]
 async fn one_pod_failing_does_not_stop_the_others_and_is_retried_next_pass() {
     let world = World::new();
     let a = world.client("a", true, true, true).await;
-    let failing = pod(Algorithm::Twap, a.id);
+    let failing = pod(Algorithm::named("TWAP"), a.id);
     world.runtime.fail_next(&failing, 1);
     let reconciler = world.reconciler();
 
@@ -187,7 +199,10 @@ async fn one_pod_failing_does_not_stop_the_others_and_is_retried_next_pass() {
     );
     assert_eq!(
         names(&first.created),
-        names(&[pod(Algorithm::Hft, a.id), pod(Algorithm::Vwap, a.id)])
+        names(&[
+            pod(Algorithm::named("HFT"), a.id),
+            pod(Algorithm::named("VWAP"), a.id)
+        ])
     );
     assert_eq!(
         world.repo.get(a.id).await.unwrap().spawned_at,
@@ -207,8 +222,8 @@ async fn a_pod_dropped_behind_our_back_comes_back_and_a_failed_pod_is_replaced()
     let a = world.client("a", true, true, false).await;
     let reconciler = world.reconciler();
     reconciler.run_pass(Trigger::Startup).await;
-    let vwap = pod(Algorithm::Vwap, a.id);
-    let twap = pod(Algorithm::Twap, a.id);
+    let vwap = pod(Algorithm::named("VWAP"), a.id);
+    let twap = pod(Algorithm::named("TWAP"), a.id);
     let old_uid = world.runtime.pod(&twap).unwrap().uid;
 
     assert!(world.runtime.drop_pod(&vwap));
@@ -237,7 +252,10 @@ async fn a_restart_restarts_each_pod_exactly_once_clears_the_flag_and_sets_spawn
 
     assert_eq!(
         names(&report.restarted),
-        names(&[pod(Algorithm::Hft, a.id), pod(Algorithm::Vwap, a.id)])
+        names(&[
+            pod(Algorithm::named("HFT"), a.id),
+            pod(Algorithm::named("VWAP"), a.id)
+        ])
     );
     let mut restarts: Vec<_> = world
         .runtime
@@ -249,7 +267,10 @@ async fn a_restart_restarts_each_pod_exactly_once_clears_the_flag_and_sets_spawn
     restarts.sort();
     assert_eq!(
         restarts,
-        [pod(Algorithm::Hft, a.id), pod(Algorithm::Vwap, a.id)],
+        [
+            pod(Algorithm::named("HFT"), a.id),
+            pod(Algorithm::named("VWAP"), a.id)
+        ],
         "each pod restarted exactly once over two passes"
     );
     let a = world.repo.get(a.id).await.unwrap();
@@ -264,7 +285,9 @@ async fn a_failed_restart_keeps_the_mark_and_is_retried() {
     let reconciler = world.reconciler();
     reconciler.run_pass(Trigger::Startup).await;
     world.repo.update(a.id, &spec("a"), true).await.unwrap();
-    world.runtime.fail_next(&pod(Algorithm::Vwap, a.id), 1);
+    world
+        .runtime
+        .fail_next(&pod(Algorithm::named("VWAP"), a.id), 1);
 
     let failed = reconciler.run_pass(Trigger::Nudge).await;
     assert_eq!(failed.failed.len(), 1);
@@ -276,7 +299,7 @@ async fn a_failed_restart_keeps_the_mark_and_is_retried() {
     let retried = reconciler.run_pass(Trigger::Interval).await;
     assert_eq!(
         names(&retried.restarted),
-        names(&[pod(Algorithm::Vwap, a.id)])
+        names(&[pod(Algorithm::named("VWAP"), a.id)])
     );
     assert!(!world.repo.get(a.id).await.unwrap().need_restart);
 }
@@ -322,9 +345,13 @@ async fn every_pod_operation_is_logged_with_its_pod_operation_field() {
     let world = World::new();
     let a = world.client("a", true, true, false).await;
     let reconciler = world.reconciler();
-    world.runtime.fail_next(&pod(Algorithm::Twap, a.id), 1);
+    world
+        .runtime
+        .fail_next(&pod(Algorithm::named("TWAP"), a.id), 1);
     reconciler.run_pass(Trigger::Startup).await;
-    world.switch_on(a.id, &[Algorithm::Vwap], true).await;
+    world
+        .switch_on(a.id, &[Algorithm::named("VWAP")], true)
+        .await;
     reconciler.run_pass(Trigger::Nudge).await;
 
     let ops: Vec<(String, String, String)> = world
@@ -472,16 +499,23 @@ async fn the_watcher_runs_a_startup_pass_and_a_pass_after_a_nudge() {
     eventually(
         "the start-up pass created vwap-1",
         Duration::from_secs(5),
-        || async { world.runtime.pod(&pod(Algorithm::Vwap, a.id)).is_some() },
+        || async {
+            world
+                .runtime
+                .pod(&pod(Algorithm::named("VWAP"), a.id))
+                .is_some()
+        },
     )
     .await;
 
-    world.switch_on(a.id, &[Algorithm::Hft], false).await;
+    world
+        .switch_on(a.id, &[Algorithm::named("HFT")], false)
+        .await;
     handle.nudge();
     eventually(
         "the nudged pass swapped vwap for hft",
         Duration::from_secs(5),
-        || async { world.pod_names() == names(&[pod(Algorithm::Hft, a.id)]) },
+        || async { world.pod_names() == names(&[pod(Algorithm::named("HFT"), a.id)]) },
     )
     .await;
     assert_eq!(
@@ -502,7 +536,11 @@ async fn sync_now_waits_for_the_running_pass_and_reflects_every_earlier_write() 
     // write lands.
     gate.arrived(1).await;
     world
-        .switch_on(a.id, &[Algorithm::Vwap, Algorithm::Twap], false)
+        .switch_on(
+            a.id,
+            &[Algorithm::named("VWAP"), Algorithm::named("TWAP")],
+            false,
+        )
         .await;
     let handle = watcher.handle();
     // `join!` polls `sync_now` first: it is asked while the start-up pass still runs.
@@ -519,7 +557,7 @@ async fn sync_now_waits_for_the_running_pass_and_reflects_every_earlier_write() 
     );
     assert_eq!(
         report.created,
-        [pod(Algorithm::Twap, a.id)],
+        [pod(Algorithm::named("TWAP"), a.id)],
         "the write before the request is reconciled"
     );
     let operations: Vec<_> = world
@@ -530,7 +568,10 @@ async fn sync_now_waits_for_the_running_pass_and_reflects_every_earlier_write() 
         .collect();
     assert_eq!(
         operations,
-        [pod(Algorithm::Vwap, a.id), pod(Algorithm::Twap, a.id)],
+        [
+            pod(Algorithm::named("VWAP"), a.id),
+            pod(Algorithm::named("TWAP"), a.id)
+        ],
         "the start-up pass ran first, on what it had read"
     );
     watcher.stop().await;
@@ -599,20 +640,23 @@ async fn status_writes_deletes_and_restarts_nudge_a_pass_and_creates_and_plain_u
     past(debounce).await;
     assert_eq!(passes(&world), ["startup"], "a plain update does not nudge");
 
-    let on = AlgorithmStatus {
-        vwap: true,
-        ..AlgorithmStatus::default()
-    };
+    let on = alsy_tests::fixtures::named_switches(&[("VWAP", true)]);
     service.set_status(a.id, on, false).await.unwrap();
     past(debounce).await;
     assert_eq!(passes(&world), ["startup", "nudge"]);
-    assert_eq!(world.pod_names(), names(&[pod(Algorithm::Vwap, a.id)]));
+    assert_eq!(
+        world.pod_names(),
+        names(&[pod(Algorithm::named("VWAP"), a.id)])
+    );
 
     service.update_client(a.id, spec("a"), true).await.unwrap();
     past(debounce).await;
     assert_eq!(passes(&world), ["startup", "nudge", "nudge"]);
     let last = watcher.handle().last_report().unwrap();
-    assert_eq!(names(&last.restarted), names(&[pod(Algorithm::Vwap, a.id)]));
+    assert_eq!(
+        names(&last.restarted),
+        names(&[pod(Algorithm::named("VWAP"), a.id)])
+    );
 
     service.delete_client(a.id).await.unwrap();
     past(debounce).await;
@@ -632,13 +676,16 @@ async fn the_interval_ticker_runs_a_pass_that_repairs_drift() {
     let watcher = world.watcher(Duration::ZERO);
     past(Duration::from_secs(1)).await;
     assert_eq!(passes(&world), ["startup"]);
-    assert!(world.runtime.drop_pod(&pod(Algorithm::Vwap, a.id)));
+    assert!(world.runtime.drop_pod(&pod(Algorithm::named("VWAP"), a.id)));
 
     tokio::time::sleep(interval - Duration::from_secs(10)).await;
     assert_eq!(passes(&world), ["startup"], "no tick before the interval");
     tokio::time::sleep(Duration::from_secs(20)).await;
     assert_eq!(passes(&world), ["startup", "interval"]);
-    assert_eq!(world.pod_names(), names(&[pod(Algorithm::Vwap, a.id)]));
+    assert_eq!(
+        world.pod_names(),
+        names(&[pod(Algorithm::named("VWAP"), a.id)])
+    );
     watcher.stop().await;
 }
 

@@ -46,6 +46,7 @@ contract![
     create_stores_a_client_with_every_algorithm_off,
     update_replaces_the_spec_and_moves_updated_at,
     set_status_sets_every_switch_at_once,
+    a_status_write_keeps_the_stored_switches_it_does_not_name,
     a_restart_mark_stays_until_acknowledged,
     delete_removes_the_client,
     a_missing_client_is_not_found,
@@ -84,7 +85,7 @@ fn now() -> SystemTime {
 }
 
 fn status(vwap: bool, twap: bool, hft: bool) -> AlgorithmStatus {
-    AlgorithmStatus { vwap, twap, hft }
+    alsy_tests::fixtures::switches(vwap, twap, hft)
 }
 
 fn ack(client: &Client, restart_seen: Option<SystemTime>) -> Acknowledgement {
@@ -137,6 +138,31 @@ async fn set_status_sets_every_switch_at_once(repo: Repo) {
     assert_eq!(flipped.status, status(false, true, false));
     assert!(flipped.need_restart);
     assert!(flipped.updated_at > on.updated_at);
+}
+
+/// What keeps the switch of an algorithm dropped from the catalogue: the API writes only the
+/// catalogue's switches, and storage keeps the rest for when the algorithm returns.
+async fn a_status_write_keeps_the_stored_switches_it_does_not_name(repo: Repo) {
+    use alsy_tests::fixtures::named_switches;
+    let created = repo.create(&spec("Jimbo")).await.unwrap();
+    repo.set_status(
+        created.id,
+        named_switches(&[("VWAP", true), ("POV", true), ("X", false)]),
+        false,
+    )
+    .await
+    .unwrap();
+    let written = repo
+        .set_status(
+            created.id,
+            named_switches(&[("VWAP", false), ("X", true)]),
+            false,
+        )
+        .await
+        .unwrap();
+    let all = named_switches(&[("VWAP", false), ("POV", true), ("X", true)]);
+    assert_eq!(written.status, all);
+    assert_eq!(repo.get(created.id).await.unwrap().status, all);
 }
 
 async fn a_restart_mark_stays_until_acknowledged(repo: Repo) {

@@ -126,8 +126,8 @@ async fn the_original_scenario_create_switch_on_switch_off_restart_delete(app: T
         json!([format!("hft-{id}"), format!("vwap-{id}")])
     );
     app.sync().await;
-    assert_eq!(restarts_of(&app, &pod(Algorithm::Vwap, id)), 1);
-    assert_eq!(restarts_of(&app, &pod(Algorithm::Hft, id)), 1);
+    assert_eq!(restarts_of(&app, &pod(Algorithm::named("VWAP"), id)), 1);
+    assert_eq!(restarts_of(&app, &pod(Algorithm::named("HFT"), id)), 1);
     let client = app.get(&format!("/api/v1/clients/{id}")).await.body["data"].clone();
     assert_eq!(client["need_restart"], false);
     assert_eq!(client["version"], 2);
@@ -136,7 +136,10 @@ async fn the_original_scenario_create_switch_on_switch_off_restart_delete(app: T
         "{} > {spawned}",
         client["spawned_at"]
     );
-    let restarted = app.runtime().pod(&pod(Algorithm::Vwap, id)).unwrap();
+    let restarted = app
+        .runtime()
+        .pod(&pod(Algorithm::named("VWAP"), id))
+        .unwrap();
     assert_eq!(
         restarted.spec.version.get(),
         2,
@@ -187,10 +190,10 @@ async fn drift_a_dropped_pod_returns_and_a_failed_pod_is_replaced_on_the_next_pa
         .await;
     app.sync().await;
 
-    assert!(app.runtime().drop_pod(&pod(Algorithm::Vwap, id)));
+    assert!(app.runtime().drop_pod(&pod(Algorithm::named("VWAP"), id)));
     assert!(
         app.runtime()
-            .set_phase(&pod(Algorithm::Twap, id), PodPhase::Failed)
+            .set_phase(&pod(Algorithm::named("TWAP"), id), PodPhase::Failed)
     );
     let report = app.sync().await;
 
@@ -202,7 +205,8 @@ async fn drift_a_dropped_pod_returns_and_a_failed_pod_is_replaced_on_the_next_pa
 
 async fn one_pod_failing_to_create_does_not_stop_the_others_and_is_retried(app: TestApp) {
     let id = app.create_client("flaky").await;
-    app.runtime().fail_next(&pod(Algorithm::Hft, id), 1);
+    app.runtime()
+        .fail_next(&pod(Algorithm::named("HFT"), id), 1);
     app.put_status(id, json!({"VWAP": true, "TWAP": true, "HFT": true}))
         .await;
 
@@ -267,7 +271,7 @@ async fn an_update_arriving_during_a_restart_is_not_lost(app: TestApp) {
     assert_eq!(next["restarted"], json!([format!("vwap-{id}")]));
     assert_eq!(
         app.runtime()
-            .pod(&pod(Algorithm::Vwap, id))
+            .pod(&pod(Algorithm::named("VWAP"), id))
             .unwrap()
             .spec
             .version

@@ -25,7 +25,7 @@ fn assert_unavailable_for(error: RuntimeError, pod: &str) {
 #[tokio::test]
 async fn a_409_on_create_is_success_only_when_the_pod_there_is_alsys() {
     let kube = Kube::start().await;
-    let pod = desired(Algorithm::Vwap, 1);
+    let pod = desired(Algorithm::named("VWAP"), 1);
     kube.runtime.create(&pod).await.unwrap();
     // The second create gets 409; the pod read back carries alsy's label.
     kube.runtime.create(&pod).await.unwrap();
@@ -43,7 +43,11 @@ async fn a_409_on_create_is_success_only_when_the_pod_there_is_alsys() {
     // A 409 for a pod that is gone when read back is not a running pod: retried next pass.
     kube.server
         .inject(Verb::Create, Some("vwap-2"), 1, Fault::Status(409));
-    match kube.runtime.create(&desired(Algorithm::Vwap, 2)).await {
+    match kube
+        .runtime
+        .create(&desired(Algorithm::named("VWAP"), 2))
+        .await
+    {
         Err(RuntimeError::Unavailable {
             pod: Some(name), ..
         }) => assert_eq!(name.as_str(), "vwap-2"),
@@ -63,7 +67,7 @@ async fn an_injected_404_on_delete_counts_as_success() {
 #[tokio::test]
 async fn throttling_and_server_errors_are_unavailable_naming_the_pod_without_retrying() {
     let kube = Kube::start().await;
-    let pod = desired(Algorithm::Vwap, 1);
+    let pod = desired(Algorithm::named("VWAP"), 1);
     for code in [429, 500, 503, 504] {
         kube.server.clear_requests();
         kube.server
@@ -100,7 +104,7 @@ async fn other_client_errors_are_rejected_naming_the_pod() {
             .inject(Verb::Create, Some("twap-5"), 1, Fault::Status(code));
         let error = kube
             .runtime
-            .create(&desired(Algorithm::Twap, 5))
+            .create(&desired(Algorithm::named("TWAP"), 5))
             .await
             .unwrap_err();
         assert!(
@@ -124,7 +128,7 @@ async fn a_call_that_gets_no_answer_is_unavailable_within_the_request_timeout() 
     let began = Instant::now();
     let error = kube
         .runtime
-        .create(&desired(Algorithm::Hft, 1))
+        .create(&desired(Algorithm::named("HFT"), 1))
         .await
         .unwrap_err();
     let took = began.elapsed();
@@ -171,7 +175,7 @@ async fn an_unreachable_api_server_is_unavailable_naming_the_pod() {
     let runtime = connect(kubeconfig.path(), &settings).await;
     let began = Instant::now();
     let error = runtime
-        .create(&desired(Algorithm::Vwap, 1))
+        .create(&desired(Algorithm::named("VWAP"), 1))
         .await
         .unwrap_err();
     assert!(began.elapsed() < request_timeout, "refused, not timed out");
@@ -186,7 +190,7 @@ async fn an_unreachable_api_server_is_unavailable_naming_the_pod() {
 async fn restart_deletes_a_running_pod_and_returns_without_waiting_for_its_grace_period() {
     let kube = Kube::start().await;
     kube.server.set_termination_grace(Duration::from_secs(3600));
-    let pod = desired(Algorithm::Vwap, 7);
+    let pod = desired(Algorithm::named("VWAP"), 7);
     kube.runtime.create(&pod).await.unwrap();
     let old_uid = kube.server.pod(NS, "vwap-7").unwrap().metadata.uid;
     kube.server.clear_requests();
@@ -213,7 +217,7 @@ async fn a_restart_whose_create_finds_the_old_pod_still_there_reports_it_termina
     // A pod deleted without a grace period can still linger (a finalizer holds it): the create
     // that follows answers 409, which must not pass for a replacement.
     let kube = Kube::start().await;
-    let pod = desired(Algorithm::Twap, 8);
+    let pod = desired(Algorithm::named("TWAP"), 8);
     kube.runtime.create(&pod).await.unwrap();
     kube.server
         .inject(Verb::Create, Some("twap-8"), 1, Fault::Status(409));
@@ -226,7 +230,7 @@ async fn no_request_ever_touches_a_pod_without_alsys_label() {
     let kube = Kube::start().await;
     kube.server.insert_foreign_pod(NS, "nginx");
     kube.server.insert_foreign_pod(NS, "vwap-99");
-    let ours = desired(Algorithm::Vwap, 1);
+    let ours = desired(Algorithm::named("VWAP"), 1);
     kube.runtime.create(&ours).await.unwrap();
     kube.runtime.restart(&ours).await.unwrap();
     assert_eq!(kube.runtime.list().await.unwrap().len(), 1);
@@ -255,7 +259,7 @@ async fn list_filters_foreign_pods_even_when_the_server_ignores_the_selector() {
     kube.server.ignore_label_selector(true);
     kube.server.insert_foreign_pod(NS, "vwap-99");
     kube.runtime
-        .create(&desired(Algorithm::Vwap, 1))
+        .create(&desired(Algorithm::named("VWAP"), 1))
         .await
         .unwrap();
     let names: Vec<String> = kube
@@ -275,11 +279,15 @@ async fn list_reads_every_page_of_a_large_namespace_and_skips_bad_names() {
     for id in 1..=1203 {
         kube.server.insert_pod(
             NS,
-            alsy_k8s::pod_manifest(&desired(Algorithm::Vwap, id), PodSecurity::default()),
+            alsy_k8s::pod_manifest(
+                &desired(Algorithm::named("VWAP"), id),
+                PodSecurity::default(),
+            ),
         );
     }
     // Managed, but named as a DNS subdomain, which no PodName can hold.
-    let mut dotted = alsy_k8s::pod_manifest(&desired(Algorithm::Hft, 1), PodSecurity::default());
+    let mut dotted =
+        alsy_k8s::pod_manifest(&desired(Algorithm::named("HFT"), 1), PodSecurity::default());
     dotted.metadata = ObjectMeta {
         name: Some("hft.1".into()),
         ..dotted.metadata
@@ -308,7 +316,7 @@ async fn the_rate_limit_spreads_requests_over_time() {
     let began = Instant::now();
     let creates = (1..=15).map(|id| {
         let runtime = runtime.clone();
-        tokio::spawn(async move { runtime.create(&desired(Algorithm::Vwap, id)).await })
+        tokio::spawn(async move { runtime.create(&desired(Algorithm::named("VWAP"), id)).await })
     });
     for create in creates.collect::<Vec<_>>() {
         create.await.unwrap().unwrap();
@@ -352,7 +360,10 @@ async fn the_namespace_comes_from_the_kubeconfig_unless_the_settings_name_one() 
     let kubeconfig = server.write_kubeconfig("from-kubeconfig");
     let runtime = connect(&kubeconfig, &test_settings()).await;
     assert_eq!(runtime.namespace(), "from-kubeconfig");
-    runtime.create(&desired(Algorithm::Vwap, 1)).await.unwrap();
+    runtime
+        .create(&desired(Algorithm::named("VWAP"), 1))
+        .await
+        .unwrap();
     assert!(server.pod("from-kubeconfig", "vwap-1").is_some());
 
     let settings = KubeSettings {
@@ -374,7 +385,7 @@ async fn a_pod_refused_by_pod_security_is_rejected_naming_the_policy_and_the_set
     kube.server.enforce_restricted(NS);
     let error = kube
         .runtime
-        .create(&desired(Algorithm::Vwap, 1))
+        .create(&desired(Algorithm::named("VWAP"), 1))
         .await
         .unwrap_err();
     assert!(!error.is_retryable(), "{error}");
@@ -388,7 +399,7 @@ async fn a_pod_refused_by_pod_security_is_rejected_naming_the_policy_and_the_set
     // The default pods pass.
     let restricted = connect(&kube.server.write_kubeconfig(NS), &test_settings()).await;
     restricted
-        .create(&desired(Algorithm::Vwap, 1))
+        .create(&desired(Algorithm::named("VWAP"), 1))
         .await
         .unwrap();
 }
@@ -398,7 +409,7 @@ async fn restarting_a_failed_pod_does_not_wait_for_a_grace_period() {
     // The API server deletes a finished pod at once, whatever the grace period.
     let kube = Kube::start().await;
     kube.server.set_termination_grace(Duration::from_secs(3600));
-    let pod = desired(Algorithm::Hft, 3);
+    let pod = desired(Algorithm::named("HFT"), 3);
     kube.runtime.create(&pod).await.unwrap();
     let before = kube.server.pod(NS, "hft-3").unwrap().metadata.uid;
     assert!(kube.server.set_phase(NS, "hft-3", "Failed"));

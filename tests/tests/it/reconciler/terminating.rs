@@ -27,7 +27,7 @@ async fn a_restart_returns_while_the_old_pod_terminates_and_a_later_pass_creates
     let a = world.client("a", true, false, false).await;
     let reconciler = world.reconciler();
     reconciler.run_pass(Trigger::Startup).await;
-    let vwap = pod(Algorithm::Vwap, a.id);
+    let vwap = pod(Algorithm::named("VWAP"), a.id);
     let old_uid = world.runtime.pod(&vwap).unwrap().uid;
     world.runtime.set_termination_grace(FOR_EVER);
     world.repo.update(a.id, &spec("a"), true).await.unwrap();
@@ -88,10 +88,15 @@ async fn a_terminating_pod_is_deleted_once_and_logged_once() {
     let reconciler = world.reconciler();
     reconciler.run_pass(Trigger::Startup).await;
     world.runtime.set_termination_grace(FOR_EVER);
-    world.switch_on(a.id, &[Algorithm::Vwap], false).await;
+    world
+        .switch_on(a.id, &[Algorithm::named("VWAP")], false)
+        .await;
 
     let first = reconciler.run_pass(Trigger::Nudge).await;
-    assert_eq!(names(&first.deleted), names(&[pod(Algorithm::Twap, a.id)]));
+    assert_eq!(
+        names(&first.deleted),
+        names(&[pod(Algorithm::named("TWAP"), a.id)])
+    );
     for _ in 0..3 {
         let again = reconciler.run_pass(Trigger::Interval).await;
         assert!(
@@ -103,7 +108,10 @@ async fn a_terminating_pod_is_deleted_once_and_logged_once() {
         assert!(again.terminating.is_empty());
     }
     assert_eq!(messages(&world, "pod deleted"), 1);
-    let twap = world.runtime.pod(&pod(Algorithm::Twap, a.id)).unwrap();
+    let twap = world
+        .runtime
+        .pod(&pod(Algorithm::named("TWAP"), a.id))
+        .unwrap();
     assert_eq!(twap.phase, PodPhase::Terminating);
 }
 
@@ -115,7 +123,7 @@ async fn a_pod_that_should_run_is_not_created_again_while_its_old_self_terminate
     reconciler.run_pass(Trigger::Startup).await;
     world.runtime.set_termination_grace(FOR_EVER);
     // Someone deletes it behind alsy's back; it terminates while still wanted.
-    let vwap = pod(Algorithm::Vwap, a.id);
+    let vwap = pod(Algorithm::named("VWAP"), a.id);
     alsy_app::PodRuntime::delete(&world.runtime, &vwap)
         .await
         .unwrap();
