@@ -17,7 +17,7 @@ use warp::http::StatusCode;
 use crate::audit::Audit;
 use crate::dto::ClientDto;
 use crate::envelope;
-use crate::handlers::{Body, Outcome, bad_request};
+use crate::handlers::{self, Body, Outcome, bad_request};
 use crate::input::{self, Entries, SpecFields};
 
 /// The names of syncService's `Client` fields.
@@ -191,14 +191,7 @@ pub(crate) async fn create_client(service: Service, body: Body) -> Outcome {
 /// `PUT /api/client`.
 pub(crate) async fn update_client(service: Service, body: Body) -> Outcome {
     let (id, spec, need_restart) = changed_client(&body?).map_err(bad_request)?;
-    let client = service.update_client(id, spec, need_restart).await?;
-    let response = envelope::ok(
-        StatusCode::OK,
-        Some("client updated successfully"),
-        Some(&ClientDto::new(&client, service.catalogue())),
-    );
-    let changed = Audit::restart_marked(Audit::SPEC_FIELDS.into(), need_restart);
-    Ok(Audit::client("client updated", id, changed).attach(response))
+    handlers::update(service, id, spec, need_restart).await
 }
 
 /// `DELETE /api/client`.
@@ -212,14 +205,7 @@ pub(crate) async fn delete_client(service: Service, body: Body) -> Outcome {
 /// `POST /api/algorithms`.
 pub(crate) async fn set_status(service: Service, body: Body) -> Outcome {
     let (id, status) = status(&body?, service.catalogue()).map_err(bad_request)?;
-    let switches = Audit::switches(&status, service.catalogue());
-    let client = service.set_status(id, status, false).await?;
-    let response = envelope::ok(
-        StatusCode::OK,
-        Some("status updated successfully"),
-        Some(&ClientDto::new(&client, service.catalogue())),
-    );
-    Ok(Audit::client("status updated", id, switches).attach(response))
+    handlers::switch(service, id, status, false).await
 }
 
 #[cfg(test)]

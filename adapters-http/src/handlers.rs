@@ -2,6 +2,7 @@
 //! never reject; failures travel as [`Failed`] to the one place that renders them.
 
 use alsy_app::{FailedPart, PassOutcome, Service, ServiceError};
+use alsy_domain::{AlgorithmStatus, ClientId, ClientSpec};
 use warp::http::StatusCode;
 use warp::http::header::LOCATION;
 use warp::reply::Response;
@@ -42,7 +43,7 @@ pub(crate) fn bad_request(message: String) -> Failed {
 }
 
 /// The client a `{id}` segment names; a segment that cannot be an id names no client (404).
-fn client_id(segment: &str) -> Result<alsy_domain::ClientId, Failed> {
+fn client_id(segment: &str) -> Result<ClientId, Failed> {
     input::client_id(segment).ok_or_else(|| {
         let short_digits = segment.len() <= 32 && segment.bytes().all(|b| b.is_ascii_digit());
         let message = if short_digits && !segment.is_empty() {
@@ -120,6 +121,17 @@ pub(crate) async fn update_client(
     let id = client_id(&segment)?;
     let need_restart = input::need_restart(&query).map_err(bad_request)?;
     let spec = input::client_spec(&body?).map_err(bad_request)?;
+    update(service, id, spec, need_restart).await
+}
+
+/// Updates client `id` and answers 200 with it: `PUT /api/v1/clients/{id}` and syncService's
+/// `PUT /api/client`.
+pub(crate) async fn update(
+    service: Service,
+    id: ClientId,
+    spec: ClientSpec,
+    need_restart: bool,
+) -> Outcome {
     let client = service.update_client(id, spec, need_restart).await?;
     let response = envelope::ok(
         StatusCode::OK,
@@ -147,6 +159,17 @@ pub(crate) async fn set_status(
     let id = client_id(&segment)?;
     let need_restart = input::need_restart(&query).map_err(bad_request)?;
     let status = input::algorithm_status(&body?, service.catalogue()).map_err(bad_request)?;
+    switch(service, id, status, need_restart).await
+}
+
+/// Stores client `id`'s switches and answers 200 with it: `PUT /api/v1/status/{id}` and
+/// syncService's `POST /api/algorithms`.
+pub(crate) async fn switch(
+    service: Service,
+    id: ClientId,
+    status: AlgorithmStatus,
+    need_restart: bool,
+) -> Outcome {
     let switches = Audit::switches(&status, service.catalogue());
     let client = service.set_status(id, status, need_restart).await?;
     let response = envelope::ok(

@@ -1,6 +1,6 @@
 -- Switches for any algorithm catalogue (ALSY__SYNC__ALGORITHMS): one jsonb object per client,
--- algorithm name -> on. Chosen by measurement over one row per client and algorithm, which made the
--- desired-state read of 100k clients far slower (bench/RESULTS.md, "Storing the switches").
+-- algorithm name -> on, in the one row a status write already updates (README.md, "Coming from
+-- syncService or PSY"; before/after figures in bench/RESULTS.md).
 -- The three columns' values move into the object under their names, every client keeping all
 -- three switches, on or off. A switch of an algorithm later dropped from the catalogue stays in
 -- the object (a status write only overwrites the catalogue's keys), for when it returns.

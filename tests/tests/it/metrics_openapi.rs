@@ -278,8 +278,26 @@ async fn the_document_and_the_router_serve_the_same_routes() {
     assert_eq!(documented(&app).await, table, "document vs route table");
 
     let id = app.create_client("Existing").await;
-    let body = |template: &str| -> Option<String> {
-        if template.starts_with("/api/v1/status") {
+    // syncService's routes name their client in the body: one of their own, deleted last.
+    let earlier = app.create_client("Earlier").await;
+    let sync_service = |name: &str| {
+        json!({"id": earlier, "client_name": name, "version": 1, "image": "ghcr.io/acme/algo:1.0",
+            "cpu": "500m", "memory": "512Mi", "priority": 0.26})
+    };
+    let body = |template: &str, method: &Method| -> Option<String> {
+        if template == "/api/client" {
+            let name = if method == Method::POST {
+                "ProbeSync"
+            } else {
+                "Earlier"
+            };
+            Some(sync_service(name).to_string())
+        } else if template == "/api/algorithms" {
+            Some(
+                json!({"client_id": earlier, "vwap": false, "twap": false, "hft": false})
+                    .to_string(),
+            )
+        } else if template.starts_with("/api/v1/status") {
             Some(json!({"VWAP": false, "TWAP": false, "HFT": false}).to_string())
         } else if template == "/api/v1/clients" {
             Some(client_body("Probe").to_string())
@@ -296,8 +314,9 @@ async fn the_document_and_the_router_serve_the_same_routes() {
         let path = template.replace("{id}", &id.to_string());
         let method: Method = method.parse().unwrap();
         let mut request = app.http.request(method.clone(), app.url(&path));
-        if method == Method::POST || method == Method::PUT {
-            request = request.body(body(template).unwrap_or_default());
+        // syncService's DELETE names its client in the body too.
+        if method == Method::POST || method == Method::PUT || template == "/api/client" {
+            request = request.body(body(template, &method).unwrap_or_default());
         }
         let response = request.send().await.unwrap();
         let status = response.status();

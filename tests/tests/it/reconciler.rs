@@ -14,7 +14,7 @@ use alsy_app::{
     ClientRepository, FailedPart, HeldPassLock, Operation, PassLock, PassOutcome, PassReport,
     Reconciler, RepoError, Service, SyncSettings, Trigger, Watcher,
 };
-use alsy_domain::{Algorithm, AlgorithmStatus, Client, ClientId, PodPhase};
+use alsy_domain::{Algorithm, AlgorithmStatus, Catalogue, Client, ClientId, PodPhase};
 use alsy_fake::{FakePodRuntime, Gate, InMemoryRepository, LocalPassLock};
 use alsy_tests::fixtures::{eventually, pod, spec};
 use alsy_tests::logs::Logs;
@@ -92,9 +92,10 @@ impl World {
     }
 
     /// Switches on exactly the algorithms in `on` for client `id`, marking it for a restart if
-    /// `need_restart`.
+    /// `need_restart`. Every algorithm of the default catalogue is named, as the API's bodies
+    /// do: a status write keeps the stored switches it does not name.
     async fn switch_on(&self, id: ClientId, on: &[Algorithm], need_restart: bool) {
-        let mut status = AlgorithmStatus::default();
+        let mut status: AlgorithmStatus = Catalogue::DEFAULT.iter().map(|a| (*a, false)).collect();
         for algorithm in on {
             status.set(*algorithm, true);
         }
