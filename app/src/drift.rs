@@ -115,7 +115,8 @@ pub(crate) async fn nudge_on_drift(shared: Arc<Shared>, mut changes: PodChanges,
 #[cfg(test)]
 mod tests {
     use alsy_domain::{
-        AlgorithmStatus, Client, ClientSpec, ClientSpecInput, ObservedPod, PodName, PodPhase,
+        AlgorithmStatus, Catalogue, Client, ClientSpec, ClientSpecInput, ObservedPod, PodName,
+        PodPhase,
     };
 
     use super::*;
@@ -134,11 +135,7 @@ mod tests {
         Client {
             id: ClientId::new(id).unwrap(),
             spec,
-            status: AlgorithmStatus {
-                vwap,
-                twap: false,
-                hft: false,
-            },
+            status: AlgorithmStatus::from_iter([(Algorithm::named("VWAP"), vwap)]),
             need_restart: false,
             spawned_at: None,
             created_at: at,
@@ -156,8 +153,9 @@ mod tests {
 
     fn expectation() -> Expectation {
         // Client 1 wants vwap-1; client 2 wants nothing; client 3 is held back.
-        let desired = DesiredState::from_clients(&[client(1, true), client(2, false)])
-            .holding([(ClientId::new(3).unwrap(), "unusable".to_owned())]);
+        let desired =
+            DesiredState::from_clients(&[client(1, true), client(2, false)], &Catalogue::default())
+                .holding([(ClientId::new(3).unwrap(), "unusable".to_owned())]);
         Expectation::of(&desired)
     }
 

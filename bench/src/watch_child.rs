@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 
 use alsy_app::PodRuntime;
 use alsy_domain::{
-    Algorithm, ClientId, DesiredPod, ImageRef, PodName, Priority, Quantity, Version,
+    Catalogue, ClientId, DesiredPod, ImageRef, PodName, Priority, Quantity, Version,
 };
 use alsy_k8s::{KubeRuntime, KubeSettings, MANAGED_SELECTOR, PodSecurity, pod_manifest};
 use alsy_tests::kube_server::KubeServer;
@@ -90,7 +90,7 @@ impl StoreReport {
 
 fn desired(id: i64) -> DesiredPod {
     let client_id = ClientId::new(id).expect("a positive client id");
-    let algorithm = Algorithm::ALL[id as usize % 3];
+    let algorithm = Catalogue::DEFAULT[id as usize % Catalogue::DEFAULT.len()];
     DesiredPod {
         name: PodName::of(algorithm, client_id),
         client_id,

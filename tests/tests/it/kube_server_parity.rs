@@ -231,7 +231,10 @@ async fn watch_exchange(
         }
         seen
     });
-    let manifest = pod_manifest(&desired(Algorithm::Vwap, 2), PodSecurity::default());
+    let manifest = pod_manifest(
+        &desired(Algorithm::named("VWAP"), 2),
+        PodSecurity::default(),
+    );
     pods.create(&PostParams::default(), &manifest)
         .await
         .unwrap();

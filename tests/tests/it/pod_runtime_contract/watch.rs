@@ -75,7 +75,7 @@ fn seen(algorithm: Algorithm, id: i64, phase: PodPhase) -> PodChange {
 
 #[tokio::test]
 async fn once_synced_a_list_sends_no_request_and_sees_what_others_did() {
-    let kube = watched_with(&[(Algorithm::Vwap, 1), (Algorithm::Hft, 1)]).await;
+    let kube = watched_with(&[(Algorithm::named("VWAP"), 1), (Algorithm::named("HFT"), 1)]).await;
     let mut changes = kube
         .runtime
         .changes()
@@ -99,8 +99,8 @@ async fn once_synced_a_list_sends_no_request_and_sees_what_others_did() {
     feed_reports(
         &mut changes,
         &[
-            gone(Algorithm::Vwap, 1),
-            seen(Algorithm::Hft, 1, PodPhase::Failed),
+            gone(Algorithm::named("VWAP"), 1),
+            seen(Algorithm::named("HFT"), 1, PodPhase::Failed),
         ],
     )
     .await;
@@ -114,7 +114,7 @@ async fn once_synced_a_list_sends_no_request_and_sees_what_others_did() {
 
 #[tokio::test]
 async fn alsys_own_writes_show_in_the_next_list_at_once() {
-    let kube = watched_with(&[(Algorithm::Vwap, 1)]).await;
+    let kube = watched_with(&[(Algorithm::named("VWAP"), 1)]).await;
     // The watch is held back: only the answers to the writes can tell the store.
     let gate = Gate::new();
     kube.server
@@ -122,11 +122,11 @@ async fn alsys_own_writes_show_in_the_next_list_at_once() {
     kube.server.drop_watches();
     gate.arrived(1).await;
     kube.runtime
-        .create(&desired(Algorithm::Twap, 2))
+        .create(&desired(Algorithm::named("TWAP"), 2))
         .await
         .unwrap();
     kube.runtime
-        .delete(&desired(Algorithm::Vwap, 1).name)
+        .delete(&desired(Algorithm::named("VWAP"), 1).name)
         .await
         .unwrap();
     let names: Vec<String> = kube
@@ -185,7 +185,7 @@ fn lists(kube: &Kube) -> usize {
 
 #[tokio::test]
 async fn a_dropped_watch_resumes_from_the_last_version_and_misses_nothing() {
-    let kube = watched_with(&[(Algorithm::Vwap, 1), (Algorithm::Twap, 1)]).await;
+    let kube = watched_with(&[(Algorithm::named("VWAP"), 1), (Algorithm::named("TWAP"), 1)]).await;
     let mut changes = kube.runtime.changes().unwrap();
     let first_watch = kube
         .server
@@ -202,8 +202,8 @@ async fn a_dropped_watch_resumes_from_the_last_version_and_misses_nothing() {
     feed_reports(
         &mut changes,
         &[
-            gone(Algorithm::Vwap, 1),
-            seen(Algorithm::Twap, 1, PodPhase::Failed),
+            gone(Algorithm::named("VWAP"), 1),
+            seen(Algorithm::named("TWAP"), 1, PodPhase::Failed),
         ],
     )
     .await;
@@ -227,7 +227,7 @@ async fn a_dropped_watch_resumes_from_the_last_version_and_misses_nothing() {
 
 #[tokio::test]
 async fn a_410_gone_makes_the_watch_list_again_and_report_what_changed_meanwhile() {
-    let kube = watched_with(&[(Algorithm::Vwap, 1), (Algorithm::Twap, 1)]).await;
+    let kube = watched_with(&[(Algorithm::named("VWAP"), 1), (Algorithm::named("TWAP"), 1)]).await;
     let mut changes = kube.runtime.changes().unwrap();
     let lists_before = lists(&kube);
 
@@ -240,8 +240,8 @@ async fn a_410_gone_makes_the_watch_list_again_and_report_what_changed_meanwhile
     feed_reports(
         &mut changes,
         &[
-            gone(Algorithm::Vwap, 1),
-            seen(Algorithm::Twap, 1, PodPhase::Failed),
+            gone(Algorithm::named("VWAP"), 1),
+            seen(Algorithm::named("TWAP"), 1, PodPhase::Failed),
         ],
     )
     .await;
@@ -256,7 +256,7 @@ async fn a_410_gone_makes_the_watch_list_again_and_report_what_changed_meanwhile
 
 #[tokio::test]
 async fn the_watch_asks_for_bookmarks_and_resumes_from_the_last_one() {
-    let kube = watched_with(&[(Algorithm::Vwap, 1)]).await;
+    let kube = watched_with(&[(Algorithm::named("VWAP"), 1)]).await;
     let watch = kube
         .server
         .requests()

@@ -21,7 +21,7 @@ async fn a_managed_pod_deleted_from_outside_comes_back_after_the_debounce() {
     let watcher = world.watcher(DEBOUNCE);
     past(DEBOUNCE).await;
     assert_eq!(passes(&world), ["startup"]);
-    let vwap = pod(Algorithm::Vwap, a.id);
+    let vwap = pod(Algorithm::named("VWAP"), a.id);
 
     assert!(world.runtime.drop_pod(&vwap));
     past(DEBOUNCE).await;
@@ -49,7 +49,7 @@ async fn a_failed_pod_is_replaced_after_the_debounce() {
     let a = world.client("a", false, false, true).await;
     let watcher = world.watcher(DEBOUNCE);
     past(DEBOUNCE).await;
-    let hft = pod(Algorithm::Hft, a.id);
+    let hft = pod(Algorithm::named("HFT"), a.id);
     let old = world.runtime.pod(&hft).unwrap().uid;
 
     assert!(world.runtime.set_phase(&hft, PodPhase::Failed));
@@ -65,9 +65,9 @@ async fn a_failed_pod_is_replaced_after_the_debounce() {
 fn unasked(id: i64) -> DesiredPod {
     let client_id = ClientId::new(id).unwrap();
     DesiredPod {
-        name: PodName::of(Algorithm::Twap, client_id),
+        name: PodName::of(Algorithm::named("TWAP"), client_id),
         client_id,
-        algorithm: Algorithm::Twap,
+        algorithm: Algorithm::named("TWAP"),
         image: ImageRef::parse("ghcr.io/acme/algo:1.0").unwrap(),
         cpu: Quantity::parse("1").unwrap(),
         mem: Quantity::parse("1Gi").unwrap(),
@@ -107,9 +107,15 @@ async fn the_passes_own_creates_deletes_and_restarts_never_bring_another_pass() 
     );
 
     // Switch some off, one on, mark one for restart: one nudged pass does all of it.
-    world.switch_on(a.id, &[Algorithm::Hft], true).await;
     world
-        .switch_on(b.id, &[Algorithm::Vwap, Algorithm::Twap], false)
+        .switch_on(a.id, &[Algorithm::named("HFT")], true)
+        .await;
+    world
+        .switch_on(
+            b.id,
+            &[Algorithm::named("VWAP"), Algorithm::named("TWAP")],
+            false,
+        )
         .await;
     watcher.handle().nudge();
     past(DEBOUNCE).await;
@@ -137,7 +143,7 @@ async fn with_nudges_off_drift_waits_for_the_interval() {
     let watcher = world.watcher(Duration::ZERO);
     past(DEBOUNCE).await;
 
-    assert!(world.runtime.drop_pod(&pod(Algorithm::Vwap, a.id)));
+    assert!(world.runtime.drop_pod(&pod(Algorithm::named("VWAP"), a.id)));
     past(DEBOUNCE * 100).await;
 
     assert_eq!(
