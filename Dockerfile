@@ -5,6 +5,11 @@
 # cargo-chef turns the workspace's manifests into a recipe, so the dependency layer follows the
 # workspace on its own: adding a crate needs no edit here.
 FROM rust:1.95-slim-bookworm AS chef
+# make: the jemalloc allocator (tikv-jemalloc-sys) builds with its own configure and make, which
+# the slim image lacks.
+RUN apt-get update -qq \
+    && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends make >/dev/null \
+    && rm -rf /var/lib/apt/lists/*
 RUN cargo install cargo-chef --version 0.1.78 --locked --quiet
 WORKDIR /src
 

@@ -87,19 +87,32 @@ pub const ROUTES: &[ApiRoute] = &[
 ];
 
 /// The route whose template `path` fits, if any.
+///
+/// Every request asks this (for the metrics' `route` label), so it compares bytes in one walk
+/// per template instead of splitting both into segments: splitting cost about 4,000 instructions
+/// a request, 3–4 % of a whole read (callgrind, bench/README.md).
 pub(crate) fn route_of(path: &str) -> Option<&'static ApiRoute> {
-    ROUTES.iter().find(|route| {
-        let mut want = route.template.split('/');
-        let mut got = path.split('/');
-        loop {
-            match (want.next(), got.next()) {
-                (None, None) => return true,
-                (Some("{id}"), Some(segment)) if !segment.is_empty() => {}
-                (Some(w), Some(g)) if w == g => {}
-                _ => return false,
+    ROUTES.iter().find(|route| fits(route.template, path))
+}
+
+/// Whether `path` fits `template`, where `{id}` stands for one non-empty segment.
+fn fits(template: &str, path: &str) -> bool {
+    let (template, path) = (template.as_bytes(), path.as_bytes());
+    let (mut t, mut p) = (0, 0);
+    while t < template.len() {
+        if template[t..].starts_with(b"{id}") {
+            let segment = path[p..].iter().take_while(|&&b| b != b'/').count();
+            if segment == 0 {
+                return false;
             }
+            (t, p) = (t + 4, p + segment);
+        } else if path.get(p) == Some(&template[t]) {
+            (t, p) = (t + 1, p + 1);
+        } else {
+            return false;
         }
-    })
+    }
+    p == path.len()
 }
 
 /// What wraps the routes in every exchange: who may call, and what gets counted.
@@ -365,5 +378,45 @@ fn render(log: &Logger, id: &RequestId, method: &Method, path: &str, outcome: Ou
             &route.methods.join(", "),
         ),
         _ => response,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn template(path: &str) -> Option<&'static str> {
+        route_of(path).map(|r| r.template)
+    }
+
+    #[test]
+    fn a_path_fits_its_template_and_an_id_is_one_non_empty_segment() {
+        assert_eq!(template("/api/v1/clients"), Some("/api/v1/clients"));
+        assert_eq!(template("/api/v1/clients/7"), Some("/api/v1/clients/{id}"));
+        assert_eq!(
+            template("/api/v1/clients/abc"),
+            Some("/api/v1/clients/{id}")
+        );
+        assert_eq!(
+            template("/api/v1/status/12345"),
+            Some("/api/v1/status/{id}")
+        );
+        assert_eq!(template("/metrics"), Some("/metrics"));
+        for unmatched in [
+            "",
+            "/",
+            "/api/v1/clients/",
+            "/api/v1/clients//",
+            "/api/v1/clients/7/",
+            "/api/v1/clients/7/x",
+            "/api/v1/client",
+            "/api/v1/clientsx",
+            "/api/v1/clients7",
+            "/metricsx",
+            "/api/v1/status",
+            "api/v1/clients",
+        ] {
+            assert_eq!(template(unmatched), None, "{unmatched:?}");
+        }
     }
 }

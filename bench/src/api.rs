@@ -9,7 +9,7 @@ use crate::cpu::CpuSnapshot;
 use crate::database::{BenchDatabase, PgServer};
 use crate::load::{LoadResult, LoadSpec, Mix, closed_loop};
 use crate::pgbench::{PgbenchLoad, PgbenchRun};
-use crate::process::AlsyProcess;
+use crate::process::{AlsyProcess, postgres_fake_env};
 use crate::report::{Table, ms, rate, verdict};
 use crate::{Options, pgbench, progress, sql};
 
@@ -56,38 +56,7 @@ fn mint_token(alsy: &std::path::Path) -> anyhow::Result<(String, std::path::Path
 }
 
 async fn measure(db: &BenchDatabase, options: &Options) -> anyhow::Result<String> {
-    let mut headers = reqwest::header::HeaderMap::new();
-    let mut auth_env = None;
-    if options.with_token {
-        let (token, file) = mint_token(&options.alsy_bin)?;
-        let value = reqwest::header::HeaderValue::from_str(&format!("Bearer {token}"))
-            .context("the minted token is not a header value")?;
-        headers.insert(reqwest::header::AUTHORIZATION, value);
-        auth_env = Some(("ALSY__AUTH__TOKENS_FILE", file.display().to_string()));
-    }
-    let http = reqwest::Client::builder()
-        .default_headers(headers)
-        .no_proxy()
-        .tcp_nodelay(true)
-        .pool_max_idle_per_host(options.concurrency)
-        .timeout(Duration::from_secs(5))
-        .build()
-        .context("building the HTTP client")?;
-    let mut env = vec![
-        ("ALSY__STORAGE__KIND", "postgres".to_string()),
-        ("ALSY__STORAGE__URL", db.url()),
-        ("ALSY__RUNTIME__KIND", "fake".to_string()),
-        // No reconcile pass competes with the load: no nudges, and the interval outlasts the run.
-        ("ALSY__SYNC__DEBOUNCE", "0".to_string()),
-        ("ALSY__SYNC__INTERVAL", "24h".to_string()),
-        ("ALSY__LOG__LEVEL", "warn".to_string()),
-    ];
-    if let Some(max) = options.max_conns {
-        env.push(("ALSY__STORAGE__MAX_CONNS", max.to_string()));
-    }
-    env.extend(auth_env);
-    progress(format!("api: starting {}", options.alsy_bin.display()));
-    let alsy = AlsyProcess::start(&options.alsy_bin, &env, &http).await?;
+    let (http, alsy) = launch(db, options, &options.alsy_bin, options.with_token).await?;
     let outcome = load_all(db, options, &http, &alsy).await;
     let peak_rss = alsy.peak_rss_mib();
     if outcome.is_err() {
@@ -98,12 +67,50 @@ async fn measure(db: &BenchDatabase, options: &Options) -> anyhow::Result<String
     Ok(render(&measured, options, seeded, peak_rss))
 }
 
-async fn load_all(
+/// Starts `binary` on database `db` as the API bench runs it (fake runtime, no reconcile pass
+/// during the load, log level warn), with a tokens file when `with_token`; returns it and an HTTP
+/// client that sends the token with every request.
+pub async fn launch(
+    db: &BenchDatabase,
+    options: &Options,
+    binary: &std::path::Path,
+    with_token: bool,
+) -> anyhow::Result<(reqwest::Client, AlsyProcess)> {
+    let mut headers = reqwest::header::HeaderMap::new();
+    let mut env = postgres_fake_env(db.url(), options.max_conns);
+    env.extend([
+        // No reconcile pass competes with the load: no nudges, and the interval outlasts the run.
+        ("ALSY__SYNC__DEBOUNCE", "0".to_string()),
+        ("ALSY__SYNC__INTERVAL", "24h".to_string()),
+        ("ALSY__LOG__LEVEL", "warn".to_string()),
+    ]);
+    if with_token {
+        let (token, file) = mint_token(binary)?;
+        let value = reqwest::header::HeaderValue::from_str(&format!("Bearer {token}"))
+            .context("the minted token is not a header value")?;
+        headers.insert(reqwest::header::AUTHORIZATION, value);
+        env.push(("ALSY__AUTH__TOKENS_FILE", file.display().to_string()));
+    }
+    let http = reqwest::Client::builder()
+        .default_headers(headers)
+        .no_proxy()
+        .tcp_nodelay(true)
+        .pool_max_idle_per_host(options.concurrency)
+        .timeout(Duration::from_secs(5))
+        .build()
+        .context("building the HTTP client")?;
+    progress(format!("api: starting {}", binary.display()));
+    let alsy = AlsyProcess::start(binary, &env, &http).await?;
+    Ok((http, alsy))
+}
+
+/// Seeds the API bench's clients and runs the unmeasured warm-up; returns the load to measure.
+pub async fn prepare(
     db: &BenchDatabase,
     options: &Options,
     http: &reqwest::Client,
     alsy: &AlsyProcess,
-) -> anyhow::Result<(Vec<Measured>, u64)> {
+) -> anyhow::Result<LoadSpec> {
     // alsy ran its migrations at start-up; the clients go in with two set-based INSERTs.
     progress(format!(
         "api: seeding {} clients with SQL",
@@ -125,6 +132,17 @@ async fn load_all(
         );
     }
     spec.duration = options.duration;
+    Ok(spec)
+}
+
+async fn load_all(
+    db: &BenchDatabase,
+    options: &Options,
+    http: &reqwest::Client,
+    alsy: &AlsyProcess,
+) -> anyhow::Result<(Vec<Measured>, u64)> {
+    let spec = prepare(db, options, http, alsy).await?;
+    let (first, last) = (*spec.ids.start(), *spec.ids.end());
     let pg_load = PgbenchLoad {
         clients: options.concurrency,
         threads: 2,

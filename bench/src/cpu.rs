@@ -45,6 +45,7 @@ struct Stat {
     ppid: u32,
     own: Duration,
     reaped_children: Duration,
+    nice: i64,
 }
 
 /// `/proc/<pid>/stat`: the command name is in parentheses and may hold spaces, so fields are
@@ -67,20 +68,60 @@ fn stat(pid: &str) -> Option<Stat> {
         ppid: fields.get(1)?.parse().ok()?,
         own: seconds(tick(11) + tick(12)),
         reaped_children: seconds(tick(13) + tick(14)),
+        nice: fields.get(16)?.parse().ok()?,
     })
 }
 
-/// Every `postgres` process, plus the children the postmaster reaped (exited backends).
-fn postgres() -> Duration {
+/// The scheduling priority (nice) of the bench, of alsy and of PostgreSQL's postmaster: on a
+/// shared machine a run at a raised priority says so next to its figures.
+#[derive(Debug, Clone, Copy)]
+pub struct Niceness {
+    pub bench: Option<i64>,
+    pub alsy: Option<i64>,
+    pub postgres: Option<i64>,
+}
+
+impl Niceness {
+    /// Reads them now (`None` for what cannot be read).
+    pub fn take(alsy_pid: u32) -> Niceness {
+        let postmaster = postgres_processes()
+            .into_iter()
+            .find(|(_, s)| stat(&s.ppid.to_string()).is_none_or(|p| p.comm != "postgres"))
+            .map(|(_, s)| s.nice);
+        Niceness {
+            bench: stat("self").map(|s| s.nice),
+            alsy: stat(&alsy_pid.to_string()).map(|s| s.nice),
+            postgres: postmaster,
+        }
+    }
+
+    /// `nice -15 for the bench, …` in words.
+    pub fn describe(&self) -> String {
+        let show = |v: Option<i64>| v.map_or_else(|| "unknown".to_string(), |v| v.to_string());
+        format!(
+            "nice {} for the bench, {} for alsy, {} for PostgreSQL",
+            show(self.bench),
+            show(self.alsy),
+            show(self.postgres)
+        )
+    }
+}
+
+fn postgres_processes() -> Vec<(u32, Stat)> {
     let Ok(entries) = std::fs::read_dir("/proc") else {
-        return Duration::ZERO;
+        return Vec::new();
     };
-    let all: Vec<(u32, Stat)> = entries
+    entries
         .filter_map(|e| e.ok())
         .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
         .filter_map(|pid| Some((pid, stat(&pid.to_string())?)))
         .filter(|(_, s)| s.comm == "postgres")
-        .collect();
+        .collect()
+}
+
+/// Every `postgres` process, plus the children the postmaster reaped (exited backends).
+fn postgres() -> Duration {
+    let all = postgres_processes();
     let is_postgres = |pid: u32| all.iter().any(|(p, _)| *p == pid);
     all.iter()
         .map(|(_, s)| {

@@ -4,6 +4,7 @@
 //! keeps them in `bench/RESULTS.md`. See `bench/README.md` for what each number means.
 
 mod api;
+mod api_ab;
 mod cpu;
 mod database;
 mod kube;
@@ -43,6 +44,8 @@ struct Cli {
 enum Command {
     /// HTTP API (alsy subprocess on PostgreSQL) against pgbench.
     Api,
+    /// Two alsy binaries under the API loads, interleaved round by round (A/B); not part of `all`.
+    ApiAb(api_ab::AbArgs),
     /// Reconcile passes at 1k, 10k and 100k clients, each size in a child process.
     Reconcile,
     /// One pass creating pods through the Kubernetes test API server.
@@ -172,7 +175,7 @@ async fn main() -> anyhow::Result<()> {
         Command::Reconcile => (false, true, false, false),
         Command::Kube => (false, false, true, false),
         Command::Watch => (false, false, false, true),
-        Command::Soak(_) | Command::Restart => (false, false, false, false),
+        Command::Soak(_) | Command::Restart | Command::ApiAb(_) => (false, false, false, false),
         _ => (true, true, true, true),
     };
     let mut sections: Vec<(&str, String)> = Vec::new();
@@ -202,6 +205,12 @@ async fn main() -> anyhow::Result<()> {
     if watch {
         keep("watch", watch::run(&server, &options).await);
     }
+    if let Command::ApiAb(args) = &command {
+        let outcome = api_ab::run(&server, &options, args)
+            .await
+            .map(|section| format!("{section}\n### Machine\n\n{machine}"));
+        keep("api-ab", outcome);
+    }
     let mut soak_checks = Vec::new();
     if let Command::Soak(args) = &command {
         let outcome = soak::run(&server, &options, args).await.map(|soaked| {
@@ -215,8 +224,11 @@ async fn main() -> anyhow::Result<()> {
         println!("{body}");
     }
     if !options.no_write && !sections.is_empty() {
-        // The soak and the restart bench carry their own machine description.
-        let on_its_own = matches!(command, Command::Soak(_) | Command::Restart);
+        // The soak, the restart bench and the A/B carry their own machine description.
+        let on_its_own = matches!(
+            command,
+            Command::Soak(_) | Command::Restart | Command::ApiAb(_)
+        );
         let shared_machine = (!on_its_own).then_some(machine.as_str());
         report::write_results(&options.results, shared_machine, &sections)?;
         progress(format!("tables written to {}", options.results.display()));

@@ -87,7 +87,15 @@ pub fn write_results(
         .or(old_machine)
         .unwrap_or_default();
     let mut out = format!("{TITLE}\n{MACHINE}{machine}\n");
-    for name in ["api", "reconcile", "kube", "watch", "soak", "restart"] {
+    for name in [
+        "api",
+        "api-ab",
+        "reconcile",
+        "kube",
+        "watch",
+        "soak",
+        "restart",
+    ] {
         let body = sections
             .iter()
             .find(|(n, _)| *n == name)

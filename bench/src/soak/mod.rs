@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, bail};
 use clap::Args;
 
+use crate::cpu::Niceness;
 use crate::database::{BenchDatabase, PgServer};
 use crate::process::{AlsyProcess, load_client, postgres_fake_env};
 use crate::{Options, progress};
@@ -117,6 +118,7 @@ async fn soak(db: &BenchDatabase, options: &Options, args: &SoakArgs) -> anyhow:
     ]);
     progress(format!("soak: starting {}", options.alsy_bin.display()));
     let alsy = AlsyProcess::start(&options.alsy_bin, &env, &http).await?;
+    let priority = Niceness::take(alsy.pid()).describe();
     let outcome = drive(db, args, &http, &alsy).await;
     if outcome.is_err() {
         eprintln!("alsy's last output:\n{}", alsy.output());
@@ -132,7 +134,7 @@ async fn soak(db: &BenchDatabase, options: &Options, args: &SoakArgs) -> anyhow:
     ));
     let checks = verdict::checks(&rows, &traffic, &last, P99_TARGET_MS);
     Ok(Soaked {
-        section: verdict::markdown(args, &rows, &traffic, &last, &checks, &charts),
+        section: verdict::markdown(args, &rows, &traffic, &last, &checks, &charts, &priority),
         checks: checks.iter().map(verdict::Check::line).collect(),
     })
 }
