@@ -11,7 +11,8 @@ use async_trait::async_trait;
 
 use alsy_app::{ClientRepository, RepoError, StoredClients};
 use alsy_domain::{
-    Acknowledgement, AlgorithmStatus, Client, ClientId, ClientSpec, Page, PageRequest,
+    Acknowledgement, AlgorithmStatus, Client, ClientId, ClientSpec, Page, PageRequest, PodName,
+    PodRetry,
 };
 
 #[derive(Default)]
@@ -20,6 +21,7 @@ struct State {
     clients: BTreeMap<ClientId, Client>,
     /// Who has each name: the uniqueness check is one look-up, not a scan.
     names: HashMap<String, ClientId>,
+    retries: BTreeMap<PodName, PodRetry>,
     unavailable: bool,
 }
 
@@ -205,5 +207,33 @@ impl ClientRepository for InMemoryRepository {
 
     async fn ping(&self) -> Result<(), RepoError> {
         self.state().map(drop)
+    }
+
+    async fn pod_retries(&self) -> Result<Vec<PodRetry>, RepoError> {
+        Ok(self.state()?.retries.values().cloned().collect())
+    }
+
+    async fn client_pod_retries(&self, client: ClientId) -> Result<Vec<PodRetry>, RepoError> {
+        let state = self.state()?;
+        let retries = state.retries.values();
+        Ok(retries
+            .filter(|r| r.client_id == Some(client))
+            .cloned()
+            .collect())
+    }
+
+    async fn save_pod_retries(
+        &self,
+        changed: &[PodRetry],
+        cleared: &[PodName],
+    ) -> Result<(), RepoError> {
+        let mut state = self.state()?;
+        for pod in cleared {
+            state.retries.remove(pod);
+        }
+        for retry in changed {
+            state.retries.insert(retry.pod.clone(), retry.clone());
+        }
+        Ok(())
     }
 }

@@ -1,5 +1,6 @@
 //! `FakePodRuntime`: remembers the pods it is asked to run instead of running them. Tests can make
-//! operations fail, add latency, hold a list at a [`Gate`], drop a pod behind the service's back,
+//! operations fail (one pod's next ones, or a share of all at random, as a flaky API server), add
+//! latency, hold a list at a [`Gate`], drop a pod behind the service's back,
 //! mark one `Failed`, put a pod next to alsy's that alsy does not manage, or give deletions a
 //! grace period during which the pod is listed `Terminating`, as a cluster does.
 //!
@@ -12,6 +13,8 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
 use async_trait::async_trait;
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
 
 use alsy_app::{Operation, PodChange, PodChanges, PodFeed, PodRuntime, Restarted, RuntimeError};
 use alsy_domain::{DesiredPod, ObservedPod, PodName, PodPhase};
@@ -23,6 +26,17 @@ use crate::Gate;
 /// How many operations [`FakePodRuntime::operations`] remembers: the compose stack runs the fake
 /// runtime for as long as it is up, so the history keeps only the latest ones.
 pub const HISTORY_LIMIT: usize = 10_000;
+
+/// How an injected failure fails.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FakeFailure {
+    /// Unreachable or a server error: retryable.
+    Unavailable,
+    /// Throttled, asking to wait at least this long: retryable, not sooner.
+    Throttled(Duration),
+    /// The object is refused: retrying as is won't help.
+    Rejected,
+}
 
 /// A pod the fake runtime holds.
 #[derive(Debug, Clone, PartialEq)]
@@ -50,7 +64,7 @@ struct State {
     pods: BTreeMap<PodName, FakePod>,
     /// Pods alsy does not manage: never listed, never touched.
     foreign: BTreeSet<String>,
-    failing: HashMap<PodName, u32>,
+    failing: HashMap<PodName, (u32, FakeFailure)>,
     failing_lists: u32,
     panicking_lists: u32,
     held_lists: VecDeque<Gate>,
@@ -65,21 +79,68 @@ struct State {
     grace: Duration,
     /// The terminating pods and when they go (`None`: when the test says).
     terminating: HashMap<PodName, Option<Instant>>,
+    random_failures: Option<RandomFailures>,
 }
+
+struct RandomFailures {
+    rate: f64,
+    rng: StdRng,
+    injected: u64,
+}
+
+/// How long a throttled operation is asked to wait, as the project's test API server's 429 says.
+pub const THROTTLE_RETRY_AFTER: Duration = Duration::from_secs(1);
 
 impl State {
     /// Consumes one injected failure for `pod`, if any is left.
     fn take_failure(&mut self, pod: &PodName, operation: Operation) -> Result<(), RuntimeError> {
         match self.failing.get_mut(pod) {
-            Some(left) if *left > 0 => {
+            Some((left, failure)) if *left > 0 => {
                 *left -= 1;
-                Err(RuntimeError::Unavailable {
-                    pod: Some(pod.clone()),
-                    detail: format!("injected failure of {operation}"),
+                let (pod, detail) = (
+                    Some(pod.clone()),
+                    format!("injected failure of {operation}"),
+                );
+                Err(match *failure {
+                    FakeFailure::Unavailable => RuntimeError::Unavailable { pod, detail },
+                    FakeFailure::Throttled(retry_after) => RuntimeError::Throttled {
+                        pod,
+                        detail,
+                        retry_after,
+                    },
+                    FakeFailure::Rejected => RuntimeError::Rejected { pod, detail },
                 })
             }
-            _ => Ok(()),
+            _ => self.take_random_failure(pod, operation),
         }
+    }
+
+    /// Fails the operation at the random rate, if one is set: half as a server error, half
+    /// throttled with a `Retry-After`.
+    fn take_random_failure(
+        &mut self,
+        pod: &PodName,
+        operation: Operation,
+    ) -> Result<(), RuntimeError> {
+        let Some(random) = &mut self.random_failures else {
+            return Ok(());
+        };
+        if !random.rng.random_bool(random.rate) {
+            return Ok(());
+        }
+        random.injected += 1;
+        let pod = Some(pod.clone());
+        Err(match random.rng.random_bool(0.5) {
+            true => RuntimeError::Unavailable {
+                pod,
+                detail: format!("injected failure of {operation}: HTTP 500 InternalError"),
+            },
+            false => RuntimeError::Throttled {
+                pod,
+                detail: format!("injected failure of {operation}: HTTP 429 TooManyRequests"),
+                retry_after: THROTTLE_RETRY_AFTER,
+            },
+        })
     }
 
     fn record(&mut self, operation: Operation, pod: &PodName) {
@@ -244,7 +305,31 @@ impl FakePodRuntime {
 
     /// Makes the next `count` operations on `pod` fail as retryable errors.
     pub fn fail_next(&self, pod: &PodName, count: u32) {
-        self.state().failing.insert(pod.clone(), count);
+        self.fail_next_with(pod, count, FakeFailure::Unavailable);
+    }
+
+    /// Makes the next `count` operations on `pod` fail as `failure` says.
+    pub fn fail_next_with(&self, pod: &PodName, count: u32, failure: FakeFailure) {
+        self.state().failing.insert(pod.clone(), (count, failure));
+    }
+
+    /// From now on, fails each create, delete and restart with probability `rate` (0–1): half
+    /// as a server error (500), half throttled (429 with a `Retry-After` of
+    /// [`THROTTLE_RETRY_AFTER`]). `seed` makes the sequence repeatable; `rate` 0 stops it.
+    pub fn fail_randomly(&self, rate: f64, seed: u64) {
+        self.state().random_failures = (rate > 0.0).then(|| RandomFailures {
+            rate: rate.min(1.0),
+            rng: StdRng::seed_from_u64(seed),
+            injected: 0,
+        });
+    }
+
+    /// How many operations [`FakePodRuntime::fail_randomly`] has failed so far.
+    pub fn random_failures_injected(&self) -> u64 {
+        self.state()
+            .random_failures
+            .as_ref()
+            .map_or(0, |r| r.injected)
     }
 
     /// Makes the next `count` calls to `list` fail as retryable errors.

@@ -4,14 +4,15 @@
 
 use std::time::SystemTime;
 
-use alsy_app::{Operation, PassOutcome, PassReport, PodView};
-use alsy_domain::{AlgorithmStatus, Catalogue, Client, Page};
+use alsy_app::{PassOutcome, PassReport, PodView};
+use alsy_domain::{AlgorithmStatus, Catalogue, Client, Page, UnusableClient};
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde::ser::SerializeMap;
 use serde::{Serialize, Serializer};
 use utoipa::ToSchema;
 
 use crate::openapi::status_schema;
+use crate::sync_state::ListedClientDto;
 
 /// A client with its switches.
 #[derive(Debug, Serialize, ToSchema)]
@@ -90,11 +91,12 @@ impl<'a> ClientDto<'a> {
 #[derive(Debug, Serialize, ToSchema)]
 #[schema(as = ClientPage)]
 pub(crate) struct PageDto<'a> {
-    items: Vec<ClientDto<'a>>,
+    pub(crate) items: Vec<ListedClientDto<'a>>,
     /// Stored rows that no longer parse, with why.
-    unusable: Vec<UnusableDto<'a>>,
-    /// Pass as `after` for the next page; null on the last page.
-    next: Option<i64>,
+    pub(crate) unusable: Vec<UnusableDto<'a>>,
+    /// Pass as `after` for the next page; null on the last page (with `state`: once the scan
+    /// reached the last client).
+    pub(crate) next: Option<i64>,
 }
 
 /// A stored client that can no longer be read, with the reason.
@@ -105,6 +107,15 @@ pub(crate) struct UnusableDto<'a> {
     reason: &'a str,
 }
 
+impl<'a> From<&'a UnusableClient> for UnusableDto<'a> {
+    fn from(unusable: &'a UnusableClient) -> Self {
+        UnusableDto {
+            id: unusable.id.get(),
+            reason: &unusable.reason,
+        }
+    }
+}
+
 impl<'a> PageDto<'a> {
     /// `page` as the API shows it.
     pub(crate) fn new(page: &'a Page, catalogue: &'a Catalogue) -> Self {
@@ -112,16 +123,9 @@ impl<'a> PageDto<'a> {
             items: page
                 .items
                 .iter()
-                .map(|c| ClientDto::new(c, catalogue))
+                .map(|c| ListedClientDto::new(c, catalogue))
                 .collect(),
-            unusable: page
-                .unusable
-                .iter()
-                .map(|u| UnusableDto {
-                    id: u.id.get(),
-                    reason: &u.reason,
-                })
-                .collect(),
+            unusable: page.unusable.iter().map(UnusableDto::from).collect(),
             next: page.next.map(|id| id.get()),
         }
     }
@@ -157,8 +161,12 @@ impl<'a> From<&'a PodView> for PodDto<'a> {
 #[derive(Debug, Serialize, ToSchema)]
 #[schema(as = PassReport)]
 pub(crate) struct ReportDto<'a> {
-    /// `recheck`: a pass run again shortly after one that left pods terminating.
-    #[schema(value_type = String, pattern = "^(startup|interval|nudge|request|recheck)$")]
+    /// `recheck`: a pass run again shortly after one that left pods terminating; `retry`: a
+    /// pass run when a failed pod operation's retry time came.
+    #[schema(
+        value_type = String,
+        pattern = "^(startup|interval|nudge|request|recheck|retry)$"
+    )]
     trigger: &'static str,
     #[schema(value_type = String, pattern = "^(completed|skipped|failed)$")]
     outcome: &'static str,
@@ -177,7 +185,17 @@ pub(crate) struct ReportDto<'a> {
     /// Pods that should run whose old pod is still terminating (a restart in progress): a
     /// later pass creates their successors once the old pods are gone.
     terminating: Vec<&'a str>,
+    /// Operations that failed, each with its attempt and retry time.
     failed: Vec<FailureDto<'a>>,
+    /// Operations left for their retry time (their pods' earlier failures).
+    waiting: Vec<WaitingDto<'a>>,
+    /// Pods with a retry schedule after the pass.
+    #[schema(minimum = 0)]
+    retries_pending: usize,
+    /// The earliest retry time after the pass, when the watcher runs a pass; null when nothing
+    /// waits.
+    #[schema(format = DateTime)]
+    next_retry_at: Option<String>,
     /// Clients held back (a stored row that no longer parses, or a client breaking the
     /// policy): their pods were left as they were.
     held: Vec<HeldDto<'a>>,
@@ -191,6 +209,27 @@ pub(crate) struct FailureDto<'a> {
     #[schema(value_type = String, pattern = "^(create|delete|restart)$")]
     operation: &'static str,
     error: &'a str,
+    /// Failures in a row of this operation, this one included.
+    #[schema(minimum = 1)]
+    attempt: u32,
+    /// When it is tried again.
+    #[schema(format = DateTime)]
+    next_retry_at: String,
+}
+
+/// A planned operation the pass left for its retry time.
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = PodWaiting)]
+pub(crate) struct WaitingDto<'a> {
+    pod: &'a str,
+    #[schema(value_type = String, pattern = "^(create|delete|restart)$")]
+    operation: &'static str,
+    /// Its failures in a row so far.
+    #[schema(minimum = 1)]
+    attempts: u32,
+    /// When it is tried again.
+    #[schema(format = DateTime)]
+    next_retry_at: String,
 }
 
 /// A client a pass held back, and why.
@@ -225,10 +264,24 @@ impl<'a> From<&'a PassReport> for ReportDto<'a> {
                 .iter()
                 .map(|f| FailureDto {
                     pod: f.pod.as_str(),
-                    operation: operation(f.operation),
+                    operation: f.operation.as_str(),
                     error: &f.error,
+                    attempt: f.attempt,
+                    next_retry_at: timestamp(f.next_retry_at),
                 })
                 .collect(),
+            waiting: report
+                .waiting
+                .iter()
+                .map(|w| WaitingDto {
+                    pod: w.pod.as_str(),
+                    operation: w.operation.as_str(),
+                    attempts: w.attempts,
+                    next_retry_at: timestamp(w.next_retry_at),
+                })
+                .collect(),
+            retries_pending: report.retries_pending,
+            next_retry_at: report.next_retry_at.map(timestamp),
             held: report
                 .held
                 .iter()
@@ -238,14 +291,6 @@ impl<'a> From<&'a PassReport> for ReportDto<'a> {
                 })
                 .collect(),
         }
-    }
-}
-
-fn operation(op: Operation) -> &'static str {
-    match op {
-        Operation::Create => "create",
-        Operation::Delete => "delete",
-        Operation::Restart => "restart",
     }
 }
 
@@ -259,7 +304,7 @@ mod tests {
     use super::*;
     use std::time::{Duration, UNIX_EPOCH};
 
-    use alsy_app::{PodFailure, Trigger};
+    use alsy_app::{Operation, PodFailure, Trigger};
     use alsy_domain::{ClientId, ClientSpec, ClientSpecInput, PodName};
     use serde_json::{Value, json};
 
@@ -351,7 +396,17 @@ mod tests {
                 pod: PodName::parse("hft-1").unwrap(),
                 operation: Operation::Create,
                 error: "boom".into(),
+                attempt: 2,
+                next_retry_at: at + Duration::from_secs(3),
             }],
+            waiting: vec![alsy_app::PodWaiting {
+                pod: PodName::parse("twap-1").unwrap(),
+                operation: Operation::Delete,
+                attempts: 1,
+                next_retry_at: at + Duration::from_secs(1),
+            }],
+            retries_pending: 2,
+            next_retry_at: Some(at + Duration::from_secs(1)),
             held: vec![alsy_app::HeldClient {
                 client_id: ClientId::new(4).unwrap(),
                 reason: "cpu: bad".into(),
@@ -371,7 +426,12 @@ mod tests {
                 "deleted": [],
                 "restarted": [],
                 "terminating": [],
-                "failed": [{"pod": "hft-1", "operation": "create", "error": "boom"}],
+                "failed": [{"pod": "hft-1", "operation": "create", "error": "boom",
+                            "attempt": 2, "next_retry_at": "1970-01-01T00:00:03.000000Z"}],
+                "waiting": [{"pod": "twap-1", "operation": "delete", "attempts": 1,
+                             "next_retry_at": "1970-01-01T00:00:01.000000Z"}],
+                "retries_pending": 2,
+                "next_retry_at": "1970-01-01T00:00:01.000000Z",
                 "held": [{"client_id": 4, "reason": "cpu: bad"}]
             })
         );

@@ -115,7 +115,9 @@ impl From<ServiceError> for ApiError {
                 "{e}; its pods are left as they are until it is replaced with PUT or deleted"
             )),
             ServiceError::Repo(RepoError::Internal(detail)) => ApiError::Internal(detail),
-            ServiceError::Runtime(e @ RuntimeError::Unavailable { .. }) => ApiError::Unavailable {
+            ServiceError::Runtime(
+                e @ (RuntimeError::Unavailable { .. } | RuntimeError::Throttled { .. }),
+            ) => ApiError::Unavailable {
                 message: ApiError::RUNTIME_UNAVAILABLE,
                 detail: e.to_string(),
             },

@@ -13,6 +13,7 @@ use crate::envelope;
 use crate::error::ApiError;
 use crate::input::{self, Query};
 use crate::metrics::Metrics;
+use crate::sync_state::SyncedClientDto;
 
 /// Why a request failed: a handler's error, or warp's own rejection (no route, wrong method).
 pub(crate) enum Failed {
@@ -90,9 +91,18 @@ pub(crate) async fn create_client(service: Service, body: Body) -> Outcome {
     Ok(Audit::client("client created", client.id, Audit::SPEC_FIELDS.into()).attach(response))
 }
 
-/// `GET /api/v1/clients?after=ID&limit=N`.
+/// `GET /api/v1/clients?after=ID&limit=N[&state=S]`: a page of clients; with `state`, only the
+/// clients whose sync summary it names, each with its sync state.
 pub(crate) async fn list_clients(service: Service, query: Query) -> Outcome {
-    let page = input::page(&query).map_err(bad_request)?;
+    let (page, state) = input::client_list(&query).map_err(bad_request)?;
+    if let Some(state) = state {
+        let page = service.clients_in_state(page, state).await?;
+        return Ok(envelope::ok(
+            StatusCode::OK,
+            None,
+            Some(&PageDto::with_sync(&page, service.catalogue())),
+        ));
+    }
     let page = service.clients(page).await?;
     Ok(envelope::ok(
         StatusCode::OK,
@@ -101,14 +111,12 @@ pub(crate) async fn list_clients(service: Service, query: Query) -> Outcome {
     ))
 }
 
-/// `GET /api/v1/clients/{id}` and `GET /api/v1/status/{id}`: the client with its switches.
+/// `GET /api/v1/clients/{id}` and `GET /api/v1/status/{id}`: the client with its switches and
+/// its sync state.
 pub(crate) async fn get_client(segment: String, service: Service) -> Outcome {
-    let client = service.client(client_id(&segment)?).await?;
-    Ok(envelope::ok(
-        StatusCode::OK,
-        None,
-        Some(&ClientDto::new(&client, service.catalogue())),
-    ))
+    let (client, sync) = service.client_with_sync(client_id(&segment)?).await?;
+    let (dto, message) = SyncedClientDto::of(&client, service.catalogue(), &sync);
+    Ok(envelope::ok(StatusCode::OK, message, Some(&dto)))
 }
 
 /// `PUT /api/v1/clients/{id}?need_restart=...`.

@@ -12,6 +12,7 @@ use std::fmt;
 
 use alsy_domain::{
     Algorithm, AlgorithmStatus, Catalogue, ClientId, ClientSpec, ClientSpecInput, PageRequest,
+    SyncSummary,
 };
 use serde::de::{Deserialize, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde_json::Value;
@@ -362,9 +363,24 @@ pub(crate) fn no_parameters(query: &Query) -> Result<(), String> {
     known_only(query, &[])
 }
 
-/// `?after=ID&limit=N` of the client list.
-pub(crate) fn page(query: &Query) -> Result<PageRequest, String> {
-    known_only(query, &["after", "limit"])?;
+/// `?after=ID&limit=N&state=S` of the client list: the page, and the sync summary to filter on.
+pub(crate) fn client_list(query: &Query) -> Result<(PageRequest, Option<SyncSummary>), String> {
+    known_only(query, &["after", "limit", "state"])?;
+    let state = match param(query, "state") {
+        None => None,
+        Some(raw) => Some(SyncSummary::parse(raw).ok_or_else(|| {
+            let names: Vec<&str> = SyncSummary::ALL.iter().map(|s| s.as_str()).collect();
+            format!(
+                "invalid query parameter \"state\"={raw:?}: expected {}",
+                names.join(", ")
+            )
+        })?),
+    };
+    Ok((page(query)?, state))
+}
+
+/// `?after=ID&limit=N` of the client list (the caller checks for unknown parameters).
+fn page(query: &Query) -> Result<PageRequest, String> {
     let after = match param(query, "after") {
         None => None,
         Some(raw) => match raw.parse::<i64>() {

@@ -268,6 +268,29 @@ fn paging_has_defaults_and_bounds() {
 }
 
 #[test]
+fn the_list_filters_on_a_sync_summary_named_in_lower_case() {
+    let list = |pairs: &[(&str, &str)]| client_list(&query(pairs));
+    assert_eq!(list(&[]), Ok((PageRequest::default(), None)));
+    for summary in SyncSummary::ALL {
+        let (page, state) = list(&[("state", summary.as_str()), ("limit", "5")]).unwrap();
+        assert_eq!((page.limit, state), (5, Some(summary)));
+    }
+    for bad in ["failing", "Degraded", "", "synced,degraded"] {
+        assert_eq!(
+            list(&[("state", bad)]).unwrap_err(),
+            format!(
+                "invalid query parameter \"state\"={bad:?}: expected synced, progressing, degraded"
+            )
+        );
+    }
+    assert!(
+        list(&[("status", "degraded")])
+            .unwrap_err()
+            .contains("unknown query parameter \"status\"")
+    );
+}
+
+#[test]
 fn a_number_without_a_fraction_is_an_integer_version() {
     // JSON Schema (and so the OpenAPI document) counts 3.0 as an integer.
     let body = with("version", json!(3.0));

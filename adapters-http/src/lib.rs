@@ -27,6 +27,7 @@ mod openapi;
 mod request_id;
 mod routes;
 mod server;
+mod sync_state;
 
 pub use auth::{Authenticator, OPEN_PATHS, Role, Tokens, check_name, digest_hex, file_line};
 pub use body::BODY_LIMIT;

@@ -126,7 +126,7 @@ impl Metrics {
         let retries_pending = Gauge::default();
         registry.register(
             "alsy_pod_retries_pending",
-            "Pod operations that failed in the last completed pass and are retried by the next pass (alsy has no per-pod retry schedule yet)",
+            "Pods whose last operation failed and wait for their retry (as of this replica's last pass; a replica without the reconcile lock schedules none: sum over replicas)",
             retries_pending.clone(),
         );
         let clients = Gauge::default();
@@ -240,12 +240,7 @@ impl PassObserver for Metrics {
         count("delete", "succeeded", report.deleted.len());
         count("restart", "succeeded", report.restarted.len());
         for failure in &report.failed {
-            let operation = match failure.operation {
-                alsy_app::Operation::Create => "create",
-                alsy_app::Operation::Delete => "delete",
-                alsy_app::Operation::Restart => "restart",
-            };
-            count(operation, "failed", 1);
+            count(failure.operation.as_str(), "failed", 1);
         }
         if let Some(figures) = figures {
             let set = |state, n| {
@@ -257,7 +252,13 @@ impl PassObserver for Metrics {
             set("desired", figures.desired_pods);
             set("observed", figures.observed_pods);
             inner.clients.set(gauge_value(figures.clients));
-            inner.retries_pending.set(gauge_value(report.failed.len()));
+            inner
+                .retries_pending
+                .set(gauge_value(report.retries_pending));
+        }
+        // The replica holding the lock keeps the schedules: this one holds none of them.
+        if report.outcome == PassOutcome::Skipped {
+            inner.retries_pending.set(0);
         }
     }
 }

@@ -19,8 +19,9 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::openapi::{KnownFormat, RefOr, SchemaFormat};
 use utoipa::{Modify, OpenApi, PartialSchema, ToSchema};
 
-use crate::dto::{ClientDto, FailureDto, HeldDto, PageDto, PodDto, ReportDto};
+use crate::dto::{ClientDto, FailureDto, HeldDto, PageDto, PodDto, ReportDto, WaitingDto};
 use crate::input::{SpecFields, V1_SPEC};
+use crate::sync_state::{AlgorithmSyncDto, ListedClientDto, SyncDto, SyncedClientDto};
 
 #[path = "openapi_earlier.rs"]
 mod earlier;
@@ -242,6 +243,15 @@ enum NeedRestart {
     Zero,
 }
 
+/// `?state=`: a client sync summary.
+#[derive(ToSchema)]
+#[serde(rename_all = "lowercase")]
+enum StateFilter {
+    Synced,
+    Progressing,
+    Degraded,
+}
+
 /// `{"status":"ok"}`.
 #[derive(ToSchema)]
 struct OkReply {
@@ -272,6 +282,15 @@ struct ClientReply {
     status: String,
     message: Option<String>,
     data: ClientDto<'static>,
+}
+
+/// A client with its sync state, in the envelope; the message says when the state is unknown.
+#[derive(ToSchema)]
+struct ClientWithSyncReply {
+    #[schema(pattern = "^ok$")]
+    status: String,
+    message: Option<String>,
+    data: SyncedClientDto<'static>,
 }
 
 /// A page of clients, in the envelope.
@@ -331,12 +350,13 @@ fn openapi() {}
     params(
         ("after" = Option<i64>, Query, minimum = 0, description = "list clients with ids above this one (0: from the start)"),
         ("limit" = Option<u32>, Query, minimum = 1, maximum = 1000, description = "page size, default 100"),
+        ("state" = Option<StateFilter>, Query, description = "only the clients whose sync summary this is, each with its sync state (degraded: the clients that need a human); the page holds up to limit matches, and next is where the scan stopped"),
     ),
     responses(
         (status = 200, description = "a page of clients in id order", body = ClientPageReply),
         (status = 400, description = "a bad or unknown query parameter", body = ErrorReply),
         (status = 401, description = "no valid bearer token", body = ErrorReply),
-        (status = 503, description = "storage unavailable", body = ErrorReply),
+        (status = 503, description = "storage unavailable, or with state, the pod runtime unavailable", body = ErrorReply),
     ),
     security(("bearer" = [])))]
 fn list_clients() {}
@@ -360,7 +380,7 @@ fn create_client() {}
 #[utoipa::path(get, path = "/api/v1/clients/{id}", tag = "clients",
     params(("id" = i64, Path, minimum = 1, description = "the client's id")),
     responses(
-        (status = 200, description = "the client with its switches", body = ClientReply),
+        (status = 200, description = "the client with its switches and its sync state (null, with a message, when the pod runtime cannot say which pods run)", body = ClientWithSyncReply),
         (status = 401, description = "no valid bearer token", body = ErrorReply),
         (status = 404, description = "no such client", body = ErrorReply),
         (status = 503, description = "storage unavailable", body = ErrorReply),
@@ -403,7 +423,7 @@ fn delete_client() {}
 #[utoipa::path(get, path = "/api/v1/status/{id}", tag = "status",
     params(("id" = i64, Path, minimum = 1, description = "the client's id")),
     responses(
-        (status = 200, description = "the client with its switches", body = ClientReply),
+        (status = 200, description = "the client with its switches and its sync state (null, with a message, when the pod runtime cannot say which pods run)", body = ClientWithSyncReply),
         (status = 401, description = "no valid bearer token", body = ErrorReply),
         (status = 404, description = "no such client", body = ErrorReply),
         (status = 503, description = "storage unavailable", body = ErrorReply),
@@ -514,8 +534,9 @@ impl Modify for BearerScheme {
         delete_client, get_status, set_status, pods, last_pass, sync_now,
         earlier::create_client, earlier::update_client, earlier::delete_client,
         earlier::set_status),
-    components(schemas(ClientInput, StatusInput, NeedRestart, ClientDto, PageDto, PodDto,
-        ReportDto, FailureDto, HeldDto, OkReply, MessageReply, ErrorReply, SyncNewClient,
+    components(schemas(ClientInput, StatusInput, NeedRestart, StateFilter, ClientDto, PageDto,
+        ListedClientDto, SyncedClientDto, SyncDto, AlgorithmSyncDto, PodDto, ReportDto,
+        FailureDto, WaitingDto, HeldDto, OkReply, MessageReply, ErrorReply, SyncNewClient,
         SyncChangedClient, SyncDeletedClient, SyncStatusInput)),
     modifiers(&BearerScheme, &CreatedClientLinks),
 )]

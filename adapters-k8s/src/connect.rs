@@ -7,6 +7,7 @@ use kube::config::{KubeConfigOptions, Kubeconfig};
 use slog::{Logger, info};
 
 use crate::errors::KubeError;
+use crate::retry_after::RetryAfterLayer;
 use crate::runtime::KubeRuntime;
 use crate::settings::{KubeSettings, PodSecurity};
 
@@ -66,7 +67,8 @@ impl KubeRuntime {
             return Err(KubeError::Namespace(namespace));
         }
         // kube retries 429/503/504 up to 15 times with backoff reaching minutes: that would stall a
-        // pass. One attempt per call; the reconciler retries what failed on the next pass.
+        // pass. One attempt per call; the reconciler retries what failed on the pod's own
+        // schedule, no sooner than the server's `Retry-After` (kept by `RetryAfterLayer`).
         config.default_retry = false;
         config.connect_timeout = Some(
             config
@@ -76,7 +78,10 @@ impl KubeRuntime {
                 }),
         );
         let server = config.cluster_url.to_string();
-        let client = kube::Client::try_from(config).map_err(KubeError::Client)?;
+        let client = kube::client::ClientBuilder::try_from(config)
+            .map_err(KubeError::Client)?
+            .with_layer(&RetryAfterLayer)
+            .build();
         let runtime = KubeRuntime::from_client(client, namespace, settings, log);
         info!(log.new(slog::o!("component" => "runtime/k8s")), "kubernetes runtime configured";
         "server" => server, "namespace" => runtime.namespace(),

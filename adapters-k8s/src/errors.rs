@@ -1,5 +1,6 @@
 //! What can go wrong: [`KubeError`] at start-up, and how an API call's failure becomes the port's
-//! [`RuntimeError`] (retryable `Unavailable` or final `Rejected`).
+//! [`RuntimeError`] (retryable `Unavailable`, `Throttled` with the server's `Retry-After`, or
+//! final `Rejected`).
 
 use std::time::Duration;
 
@@ -60,9 +61,16 @@ pub(crate) fn runtime_error(
                 humantime::format_duration(timeout)
             ),
         },
-        CallError::Kube(error) if is_retryable(&error) => RuntimeError::Unavailable {
-            pod,
-            detail: format!("{what}: {}", describe(&error)),
+        CallError::Kube(error) if is_retryable(&error) => match retry_after(&error) {
+            Some(retry_after) => RuntimeError::Throttled {
+                pod,
+                detail: format!("{what}: {}", describe(&error)),
+                retry_after,
+            },
+            None => RuntimeError::Unavailable {
+                pod,
+                detail: format!("{what}: {}", describe(&error)),
+            },
         },
         CallError::Kube(error) => RuntimeError::Rejected {
             pod,
@@ -116,6 +124,20 @@ fn is_retryable(error: &kube::Error) -> bool {
         | kube::Error::ReadEvents(_)
         | kube::Error::Auth(_) => true,
         _ => false,
+    }
+}
+
+/// The wait the API server asked for: `details.retryAfterSeconds` of the `Status`, where
+/// kube-apiserver puts it on a 429 and [`crate::retry_after`] copies a `Retry-After` header.
+fn retry_after(error: &kube::Error) -> Option<Duration> {
+    match error {
+        kube::Error::Api(status) => status
+            .details
+            .as_ref()
+            .map(|details| details.retry_after_seconds)
+            .filter(|seconds| *seconds > 0)
+            .map(|seconds| Duration::from_secs(u64::from(seconds))),
+        _ => None,
     }
 }
 
@@ -187,6 +209,28 @@ mod tests {
             assert!(error.is_retryable(), "{error}");
             assert!(error.to_string().contains("pod vwap-1"), "{error}");
         }
+    }
+
+    #[test]
+    fn a_wait_the_server_asked_for_makes_the_failure_throttled() {
+        let mut status = Status::failure("slow down", "TooManyRequests").with_code(429);
+        status.details =
+            Some(serde_json::from_value(serde_json::json!({"retryAfterSeconds": 3})).unwrap());
+        let error = runtime_error(
+            Some(&pod()),
+            "create",
+            Duration::from_secs(1),
+            CallError::Kube(kube::Error::Api(status.boxed())),
+        );
+        assert!(
+            matches!(&error, RuntimeError::Throttled { retry_after, .. } if *retry_after == Duration::from_secs(3)),
+            "{error:?}"
+        );
+        assert!(error.is_retryable());
+        assert_eq!(
+            error.to_string(),
+            "pod vwap-1: runtime asked to retry after 3s: create: HTTP 429 TooManyRequests: slow down"
+        );
     }
 
     #[test]

@@ -13,6 +13,7 @@ mod connect;
 mod errors;
 mod manifest;
 mod rate_limit;
+mod retry_after;
 mod runtime;
 mod settings;
 mod store;

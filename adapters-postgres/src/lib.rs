@@ -16,6 +16,7 @@ mod migrate;
 mod pool;
 mod queries;
 mod repository;
+mod retries;
 mod rows;
 mod schema;
 mod settings;

@@ -14,13 +14,15 @@ use slog::{Logger, error, info, o, warn};
 
 use alsy_app::{ClientRepository, RepoError, StoredClients};
 use alsy_domain::{
-    Acknowledgement, AlgorithmStatus, Client, ClientId, ClientSpec, Page, PageRequest,
+    Acknowledgement, AlgorithmStatus, Client, ClientId, ClientSpec, Page, PageRequest, PodName,
+    PodRetry,
 };
 
 use crate::connect::{ConnectError, Connector};
 use crate::error::{no_answer, query_failed};
 use crate::pool::{self, Lease, ManagerError, Pool};
-use crate::{AdvisoryPassLock, PostgresError, PostgresSettings, queries, rows};
+use crate::retries::RetryRow;
+use crate::{AdvisoryPassLock, PostgresError, PostgresSettings, queries, retries, rows};
 
 /// Clients in PostgreSQL; clones share the pool.
 #[derive(Clone)]
@@ -122,6 +124,31 @@ impl PostgresRepository {
             }
         }
         read
+    }
+
+    /// Reads schedules, leaving out (and logging) rows that no longer parse.
+    async fn load_retries(&self, client: Option<ClientId>) -> Result<Vec<PodRetry>, RepoError> {
+        let rows = self
+            .bounded(self.read_timeout, async {
+                let mut lease = self.lease().await?;
+                let rows = retries::load(lease.conn(), client).await;
+                lease.release();
+                rows.map_err(|e| query_failed(e, None))
+            })
+            .await?;
+        let mut retries: Vec<PodRetry> = rows
+            .into_iter()
+            .filter_map(|row| {
+                row.parse()
+                    .inspect_err(
+                        |problem| error!(self.log, "retry schedule left out"; "error" => problem),
+                    )
+                    .ok()
+            })
+            .collect();
+        // The database's collation may order names otherwise than the bytes do.
+        retries.sort_by(|a, b| a.pod.cmp(&b.pod));
+        Ok(retries)
     }
 
     fn last_connect_error(&self) -> Option<String> {
@@ -284,6 +311,33 @@ impl ClientRepository for PostgresRepository {
             let answered = lease.conn().batch_execute("SELECT 1").await;
             lease.release();
             answered.map_err(|e| query_failed(e, None))
+        })
+        .await
+    }
+
+    async fn pod_retries(&self) -> Result<Vec<PodRetry>, RepoError> {
+        self.load_retries(None).await
+    }
+
+    async fn client_pod_retries(&self, client: ClientId) -> Result<Vec<PodRetry>, RepoError> {
+        self.load_retries(Some(client)).await
+    }
+
+    async fn save_pod_retries(
+        &self,
+        changed: &[PodRetry],
+        cleared: &[PodName],
+    ) -> Result<(), RepoError> {
+        let changed = changed
+            .iter()
+            .map(RetryRow::of)
+            .collect::<Result<Vec<_>, _>>()?;
+        let cleared: Vec<String> = cleared.iter().map(ToString::to_string).collect();
+        self.bounded(self.write_timeout, async {
+            let mut lease = self.lease().await?;
+            let saved = retries::save(lease.conn(), &changed, &cleared).await;
+            lease.release();
+            saved.map_err(|e| query_failed(e, None))
         })
         .await
     }

@@ -26,3 +26,17 @@ diesel::table! {
 
 diesel::joinable!(algorithm_status -> clients (client_id));
 diesel::allow_tables_to_appear_in_same_query!(clients, algorithm_status);
+
+diesel::table! {
+    pod_retries (pod) {
+        pod -> Text,
+        client_id -> Nullable<Int8>,
+        operation -> Text,
+        intent -> Int8,
+        attempts -> Int4,
+        error -> Text,
+        rejected -> Bool,
+        failed_at -> Timestamptz,
+        next_retry_at -> Timestamptz,
+    }
+}

@@ -12,18 +12,21 @@ mod observer;
 pub mod ports;
 mod reconciler;
 mod report;
+mod retries;
 mod service;
 mod watcher;
 
 pub use feed::{PodChange, PodChanges, PodFeed};
 pub use observer::{PassFigures, PassObserver};
 pub use ports::{
-    ClientRepository, ConnectionCounts, HeldPassLock, PassLock, PodRuntime, RepoError, Restarted,
-    RuntimeError, StoredClients,
+    ClientRepository, Clock, ConnectionCounts, HeldPassLock, PassLock, PodRuntime, RepoError,
+    Restarted, RuntimeError, StoredClients, SystemClock,
 };
 pub use reconciler::Reconciler;
-pub use report::{FailedPart, HeldClient, Operation, PassOutcome, PassReport, PodFailure, Trigger};
-pub use service::{PodView, Service, ServiceError};
+pub use report::{
+    FailedPart, HeldClient, Operation, PassOutcome, PassReport, PodFailure, PodWaiting, Trigger,
+};
+pub use service::{PodView, Service, ServiceError, SyncPage, SyncView};
 pub use watcher::{
     RECHECK_FIRST, RECHECK_MAX, ShuttingDown, SyncSettings, Watcher, WatcherDead, WatcherHandle,
 };

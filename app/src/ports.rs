@@ -1,13 +1,13 @@
 //! The ports: what the use cases and the reconciler need from storage and from a pod runtime.
 //! Adapters implement them; nothing in this crate knows which adapter it talks to.
 
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 use async_trait::async_trait;
 
 use alsy_domain::{
-    Acknowledgement, AlgorithmStatus, Client, ClientId, ClientSpec, DesiredPod, ObservedPod, Page,
-    PageRequest, PodName, UnusableClient,
+    Acknowledgement, AlgorithmStatus, Client, ClientId, ClientSpec, DesiredPod, Failure,
+    ObservedPod, Page, PageRequest, PodName, PodRetry, UnusableClient,
 };
 
 use crate::feed::PodChanges;
@@ -102,6 +102,22 @@ pub trait ClientRepository: Send + Sync + 'static {
     /// Answers when storage can serve requests (readiness).
     async fn ping(&self) -> Result<(), RepoError>;
 
+    /// Every pod's retry schedule (the pods whose last operation failed), in pod-name order.
+    /// Kept in storage, not in the reconciling replica, so that every replica answers the same
+    /// sync state and a replica taking over the reconcile lock keeps the schedules.
+    async fn pod_retries(&self) -> Result<Vec<PodRetry>, RepoError>;
+
+    /// The retry schedules of `client`'s pods, in pod-name order.
+    async fn client_pod_retries(&self, client: ClientId) -> Result<Vec<PodRetry>, RepoError>;
+
+    /// Stores `changed` schedules (replacing any of the same pod) and forgets those of `cleared`,
+    /// in one transaction.
+    async fn save_pod_retries(
+        &self,
+        changed: &[PodRetry],
+        cleared: &[PodName],
+    ) -> Result<(), RepoError>;
+
     /// The connection pool's figures, for storage that has a pool; `None` otherwise.
     fn connections(&self) -> Option<ConnectionCounts> {
         None
@@ -152,6 +168,17 @@ pub enum RuntimeError {
         /// What happened.
         detail: String,
     },
+    /// The runtime asked us to back off for at least `retry_after` (HTTP 429 or 503 with
+    /// `Retry-After`): retry, not sooner.
+    #[error("{}runtime asked to retry after {}: {detail}", on(.pod), seconds(.retry_after))]
+    Throttled {
+        /// The pod the operation was for, if any.
+        pod: Option<PodName>,
+        /// What happened.
+        detail: String,
+        /// The least time to wait.
+        retry_after: Duration,
+    },
     /// The runtime refused the request (for example an invalid object); retrying as is won't help.
     #[error("{}runtime rejected the request: {detail}", on(.pod))]
     Rejected {
@@ -168,10 +195,25 @@ fn on(pod: &Option<PodName>) -> String {
         .unwrap_or_default()
 }
 
+fn seconds(wait: &Duration) -> String {
+    format!("{}s", wait.as_secs_f64())
+}
+
 impl RuntimeError {
     /// Whether the same request may succeed later.
     pub fn is_retryable(&self) -> bool {
-        matches!(self, RuntimeError::Unavailable { .. })
+        !matches!(self, RuntimeError::Rejected { .. })
+    }
+
+    /// What the failure means for the pod's retry schedule.
+    pub fn failure(&self) -> Failure {
+        match self {
+            RuntimeError::Unavailable { .. } => Failure::Retryable { retry_after: None },
+            RuntimeError::Throttled { retry_after, .. } => Failure::Retryable {
+                retry_after: Some(*retry_after),
+            },
+            RuntimeError::Rejected { .. } => Failure::Rejected,
+        }
     }
 }
 
@@ -180,6 +222,15 @@ impl RuntimeError {
 pub trait PodRuntime: Send + Sync + 'static {
     /// The managed pods that exist now, with their phases.
     async fn list(&self) -> Result<Vec<ObservedPod>, RuntimeError>;
+
+    /// The managed pods of `client` (named `{algorithm}-{client}`) that exist now. The default
+    /// filters [`PodRuntime::list`]: cheap for a runtime whose list answers from memory (the
+    /// fake, and the Kubernetes runtime once its watch store has synced).
+    async fn list_client(&self, client: ClientId) -> Result<Vec<ObservedPod>, RuntimeError> {
+        let mut pods = self.list().await?;
+        pods.retain(|pod| pod.name.owner().is_some_and(|(_, id)| id == client));
+        Ok(pods)
+    }
 
     /// Starts a pod; one that already exists counts as success.
     async fn create(&self, pod: &DesiredPod) -> Result<(), RuntimeError>;
@@ -208,4 +259,22 @@ pub enum Restarted {
     Replaced,
     /// The old pod is deleted and still terminating: no successor yet.
     OldPodTerminating,
+}
+
+/// Where the reconciler reads the time: the wall clock in production; tests drive their own, so
+/// that a retry schedule can be stepped through without sleeping.
+pub trait Clock: Send + Sync + 'static {
+    /// Now.
+    fn now(&self) -> SystemTime;
+}
+
+/// The system's wall clock. Retry times are wall-clock times because they are stored and read by
+/// every replica.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now(&self) -> SystemTime {
+        SystemTime::now()
+    }
 }

@@ -1,26 +1,34 @@
 //! One reconcile pass: read what should run and what runs, plan the difference, apply it with
-//! bounded concurrency, acknowledge finished restarts. Level-triggered: every pass starts afresh.
+//! bounded concurrency — leaving the operations whose retry time has not come — acknowledge
+//! finished restarts, keep the retry schedules. Level-triggered: every pass starts afresh.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Instant, SystemTime};
 
 use futures::StreamExt;
 use slog::{Logger, error, info, o, warn};
 
-use alsy_domain::{Acknowledgement, Catalogue, ClientId, DesiredState, PodAction, Policy, plan};
+use alsy_domain::{
+    Acknowledgement, Backoff, Catalogue, ClientId, DesiredState, PodAction, PodName, PodRetry,
+    Policy, plan,
+};
 
 use crate::drift::{Drift, Expectation};
 use crate::feed::{PodChange, PodChanges};
 use crate::observer::{PassFigures, PassObserver};
-use crate::ports::{ClientRepository, PassLock, PodRuntime, Restarted, RuntimeError};
+use crate::ports::{
+    ClientRepository, Clock, PassLock, PodRuntime, Restarted, RuntimeError, SystemClock,
+};
+
+use crate::report::{
+    FailedPart, HeldClient, Operation, PassOutcome, PassReport, PodFailure, PodWaiting, Trigger,
+};
+use crate::retries::RetryBook;
 
 /// Acknowledgements per storage call: at most two statements on PostgreSQL (one for plain
 /// acknowledgements, one for restart marks), well within the write timeout.
 const ACK_BATCH: usize = 10_000;
-use crate::report::{
-    FailedPart, HeldClient, Operation, PassOutcome, PassReport, PodFailure, Trigger,
-};
 
 /// Runs reconcile passes. Passes must not overlap; the [`crate::Watcher`] makes sure of that.
 pub struct Reconciler {
@@ -30,6 +38,8 @@ pub struct Reconciler {
     concurrency: usize,
     policy: Arc<Policy>,
     catalogue: Catalogue,
+    backoff: Backoff,
+    clock: Arc<dyn Clock>,
     observer: Option<Arc<dyn PassObserver>>,
     /// What the last pass that read its inputs wanted; `None` before the first one.
     expected: Mutex<Option<Expectation>>,
@@ -52,6 +62,8 @@ impl Reconciler {
             concurrency: concurrency.max(1),
             policy: Arc::new(Policy::default()),
             catalogue: Catalogue::default(),
+            backoff: Backoff::default(),
+            clock: Arc::new(SystemClock),
             observer: None,
             expected: Mutex::new(None),
             log: log.new(o!("component" => "sync/watcher")),
@@ -70,6 +82,28 @@ impl Reconciler {
     pub fn with_catalogue(mut self, catalogue: Catalogue) -> Reconciler {
         self.catalogue = catalogue;
         self
+    }
+
+    /// Retries failed pod operations on `backoff`'s schedule (default: 1 s to 5 min).
+    pub fn with_backoff(mut self, backoff: Backoff) -> Reconciler {
+        self.backoff = backoff;
+        self
+    }
+
+    /// The retry schedule's bounds.
+    pub fn backoff(&self) -> Backoff {
+        self.backoff
+    }
+
+    /// Reads the time from `clock` (default: the system's) for retry schedules.
+    pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> Reconciler {
+        self.clock = clock;
+        self
+    }
+
+    /// The clock retry times are read on.
+    pub fn clock(&self) -> &Arc<dyn Clock> {
+        &self.clock
     }
 
     /// Tells `observer` about every finished pass.
@@ -112,12 +146,15 @@ impl Reconciler {
             restarted: Vec::new(),
             terminating: Vec::new(),
             failed: Vec::new(),
+            waiting: Vec::new(),
+            retries_pending: 0,
+            next_retry_at: None,
             held: Vec::new(),
         };
         let mut figures = None;
         match self.lock.try_acquire().await {
             Ok(Some(held)) => {
-                match self.reconcile(&mut report).await {
+                match self.reconcile(trigger, &mut report).await {
                     Ok(read) => figures = Some(read),
                     Err((part, reason)) => {
                         error!(self.log, "pass failed"; "trigger" => trigger.as_str(), "error" => &reason);
@@ -154,6 +191,9 @@ impl Reconciler {
             "restarted" => report.restarted.len(),
             "terminating" => report.terminating.len(),
             "failed" => report.failed.len(),
+            "waiting" => report.waiting.len(),
+            "retries_pending" => report.retries_pending,
+            "next_retry_at" => report.next_retry_at.map(rfc3339),
             "held" => report.held.len(),
             "duration_ms" => report.duration.as_secs_f64() * 1000.0,
         );
@@ -167,8 +207,15 @@ impl Reconciler {
     /// be read.
     async fn reconcile(
         &self,
+        trigger: Trigger,
         report: &mut PassReport,
     ) -> Result<PassFigures, (FailedPart, String)> {
+        let retries = self
+            .repo
+            .pod_retries()
+            .await
+            .map_err(|e| (FailedPart::Storage, format!("reading retry schedules: {e}")))?;
+        let mut book = RetryBook::new(retries, self.backoff);
         let stored = self
             .repo
             .desired_state()
@@ -238,41 +285,59 @@ impl Reconciler {
         // Whether all of a client's operations are done: succeeded, and for a restart, the
         // successor created (not just the old pod deleted).
         let mut client_done: BTreeMap<ClientId, bool> = BTreeMap::new();
-        let mut results = futures::stream::iter(plan.actions)
+        let planned: BTreeSet<PodName> =
+            plan.actions.iter().map(|a| a.pod_name().clone()).collect();
+        // An operator's `POST /api/v1/sync` retries everything now; every other pass leaves an
+        // operation that failed before until its retry time.
+        let now = self.clock.now();
+        let (due, waiting): (Vec<PodAction>, Vec<PodAction>) = plan
+            .actions
+            .into_iter()
+            .partition(|action| trigger == Trigger::Request || book.waiting(action, now).is_none());
+        for action in &waiting {
+            if let Some((_, client)) = action.pod_name().owner() {
+                client_done.insert(client, false);
+            }
+            if let Some(retry) = book.waiting(action, now) {
+                report.waiting.push(PodWaiting {
+                    pod: retry.pod.clone(),
+                    operation: retry.operation,
+                    attempts: retry.attempts,
+                    next_retry_at: retry.next_retry_at,
+                });
+            }
+        }
+        let mut results = futures::stream::iter(due)
             .map(|action| async move {
-                let name = action.pod_name().clone();
-                let client = name.owner().map(|(_, id)| id);
-                let (operation, result) = match &action {
-                    PodAction::Create(pod) => (
-                        Operation::Create,
-                        self.runtime.create(pod).await.map(|()| Done::Yes),
-                    ),
-                    PodAction::Delete(name) => (
-                        Operation::Delete,
-                        self.runtime.delete(name).await.map(|()| Done::Yes),
-                    ),
-                    PodAction::Restart { pod, .. } => (
-                        Operation::Restart,
+                let result = match &action {
+                    PodAction::Create(pod) => self.runtime.create(pod).await.map(|()| Done::Yes),
+                    PodAction::Delete(name) => self.runtime.delete(name).await.map(|()| Done::Yes),
+                    PodAction::Restart { pod, .. } => {
                         self.runtime
                             .restart(pod)
                             .await
                             .map(|restarted| match restarted {
                                 Restarted::Replaced => Done::Yes,
                                 Restarted::OldPodTerminating => Done::WaitingForOldPod,
-                            }),
-                    ),
+                            })
+                    }
                 };
-                self.log_operation(operation, &name, &result);
-                (client, operation, name, result)
+                (action, result)
             })
             .buffer_unordered(self.concurrency);
-        while let Some((client, operation, name, result)) = results.next().await {
+        while let Some((action, result)) = results.next().await {
+            let name = action.pod_name().clone();
+            let operation = action.operation();
             // Pods not named by alsy are only ever deleted: no client to acknowledge.
-            if let Some(client) = client {
+            if let Some((_, client)) = name.owner() {
                 *client_done.entry(client).or_insert(true) &= matches!(result, Ok(Done::Yes));
             }
             match result {
                 Ok(done) => {
+                    // A restart that left the old pod terminating succeeded too: its successor
+                    // is a create of a later pass, with a schedule of its own if it fails.
+                    book.succeeded(&action);
+                    self.log_success(operation, &name, done);
                     if done == Done::WaitingForOldPod {
                         report.terminating.push(name.clone());
                     }
@@ -282,11 +347,17 @@ impl Reconciler {
                         Operation::Restart => report.restarted.push(name),
                     }
                 }
-                Err(e) => report.failed.push(PodFailure {
-                    pod: name,
-                    operation,
-                    error: e.to_string(),
-                }),
+                Err(e) => {
+                    let retry = book.failed(&action, &e, self.clock.now());
+                    self.log_failure(retry, &e);
+                    report.failed.push(PodFailure {
+                        pod: name,
+                        operation,
+                        error: e.to_string(),
+                        attempt: retry.attempts,
+                        next_retry_at: retry.next_retry_at,
+                    });
+                }
             }
         }
         drop(results);
@@ -300,9 +371,11 @@ impl Reconciler {
         }
         report.failed.sort_by(|a, b| a.pod.cmp(&b.pod));
 
-        // A client with a failed operation keeps its mark and is retried on the next pass; one
-        // whose restart left the old pod terminating keeps it until a later pass has created
-        // the successor.
+        self.keep_schedules(book, &planned, report).await;
+
+        // A client with a failed or waiting operation keeps its mark until a later pass settles
+        // it; one whose restart left the old pod terminating keeps it until a later pass has
+        // created the successor.
         let acks: Vec<Acknowledgement> = plan
             .acknowledgements
             .into_iter()
@@ -326,36 +399,65 @@ impl Reconciler {
         Ok(figures)
     }
 
-    fn log_operation(
+    /// Stores what the pass changed in the retry schedules, and reports them.
+    async fn keep_schedules(
         &self,
-        operation: Operation,
-        pod: &alsy_domain::PodName,
-        result: &Result<Done, RuntimeError>,
+        book: RetryBook,
+        planned: &BTreeSet<PodName>,
+        report: &mut PassReport,
     ) {
-        let pod_operation = format!("<{}> {}", operation.tag(), pod);
-        match result {
-            Ok(Done::WaitingForOldPod) => {
-                info!(self.log, "pod restart begun: the old pod is terminating; a later pass creates its successor once it is gone";
-                    "pod_operation" => pod_operation);
-            }
-            Ok(Done::Yes) => {
-                let msg = match operation {
-                    Operation::Create => "pod created",
-                    Operation::Delete => "pod deleted",
-                    Operation::Restart => "pod restarted",
-                };
-                info!(self.log, "{}", msg; "pod_operation" => pod_operation);
-            }
-            Err(e) => {
-                let msg = match operation {
-                    Operation::Create => "pod create failed",
-                    Operation::Delete => "pod delete failed",
-                    Operation::Restart => "pod restart failed",
-                };
-                error!(self.log, "{}", msg; "pod_operation" => pod_operation, "error" => %e, "retryable" => e.is_retryable());
-            }
+        let changes = book.finish(planned);
+        report.retries_pending = changes.pending.len();
+        report.next_retry_at = changes.pending.iter().map(|r| r.next_retry_at).min();
+        if changes.is_empty() {
+            return;
+        }
+        if let Err(e) = self
+            .repo
+            .save_pod_retries(&changes.changed, &changes.cleared)
+            .await
+        {
+            // The next pass reads the schedules as they were: a retry may come early or an
+            // attempt go uncounted, nothing worse.
+            error!(self.log, "could not store the retry schedules";
+                "changed" => changes.changed.len(), "cleared" => changes.cleared.len(), "error" => %e);
         }
     }
+
+    fn log_success(&self, operation: Operation, pod: &PodName, done: Done) {
+        let pod_operation = format!("<{}> {}", operation.tag(), pod);
+        if done == Done::WaitingForOldPod {
+            info!(self.log, "pod restart begun: the old pod is terminating; a later pass creates its successor once it is gone";
+                "pod_operation" => pod_operation);
+            return;
+        }
+        let msg = match operation {
+            Operation::Create => "pod created",
+            Operation::Delete => "pod deleted",
+            Operation::Restart => "pod restarted",
+        };
+        info!(self.log, "{}", msg; "pod_operation" => pod_operation);
+    }
+
+    fn log_failure(&self, retry: &PodRetry, error: &RuntimeError) {
+        let msg = match retry.operation {
+            Operation::Create => "pod create failed",
+            Operation::Delete => "pod delete failed",
+            Operation::Restart => "pod restart failed",
+        };
+        error!(self.log, "{}", msg;
+            "pod_operation" => format!("<{}> {}", retry.operation.tag(), retry.pod),
+            "error" => %error,
+            "retryable" => error.is_retryable(),
+            "attempt" => retry.attempts,
+            "next_retry_at" => rfc3339(retry.next_retry_at),
+        );
+    }
+}
+
+/// A time for the log: RFC 3339, UTC, milliseconds.
+fn rfc3339(at: SystemTime) -> String {
+    humantime::format_rfc3339_millis(at).to_string()
 }
 
 /// Whether a successful pod operation finished what it was for.

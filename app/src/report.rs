@@ -1,8 +1,8 @@
 //! What one reconcile pass did: the report `GET`/`POST /api/v1/sync` return and the summary log.
 
-use std::fmt;
 use std::time::{Duration, SystemTime};
 
+pub use alsy_domain::Operation;
 use alsy_domain::{ClientId, PodName};
 
 /// What started a pass.
@@ -19,6 +19,8 @@ pub enum Trigger {
     /// A pass the watcher runs again shortly after one that left pods terminating, so that their
     /// successors are created soon after they are gone.
     Recheck,
+    /// A failed pod operation's retry time came.
+    Retry,
 }
 
 impl Trigger {
@@ -30,39 +32,12 @@ impl Trigger {
             Trigger::Nudge => "nudge",
             Trigger::Request => "request",
             Trigger::Recheck => "recheck",
+            Trigger::Retry => "retry",
         }
     }
 }
 
-/// A pod operation.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Operation {
-    /// Create a pod.
-    Create,
-    /// Delete a pod.
-    Delete,
-    /// Delete and create a pod.
-    Restart,
-}
-
-impl Operation {
-    /// The tag of the `pod_operation` log field: `CREATE`, `DELETE`, `RESTART`.
-    pub fn tag(self) -> &'static str {
-        match self {
-            Operation::Create => "CREATE",
-            Operation::Delete => "DELETE",
-            Operation::Restart => "RESTART",
-        }
-    }
-}
-
-impl fmt::Display for Operation {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.tag())
-    }
-}
-
-/// A pod operation that failed; it is retried on the next pass.
+/// A pod operation that failed; it is retried on its own schedule.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PodFailure {
     /// The pod.
@@ -71,6 +46,23 @@ pub struct PodFailure {
     pub operation: Operation,
     /// Why it failed.
     pub error: String,
+    /// Failures in a row of this operation (the first is 1).
+    pub attempt: u32,
+    /// When it is tried again.
+    pub next_retry_at: SystemTime,
+}
+
+/// A planned operation the pass left alone because its retry time has not come.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PodWaiting {
+    /// The pod.
+    pub pod: PodName,
+    /// The operation that waits.
+    pub operation: Operation,
+    /// Its failures in a row so far.
+    pub attempts: u32,
+    /// When it is tried again.
+    pub next_retry_at: SystemTime,
 }
 
 /// A client the pass held back: it could not use it, so it left its pods as they are.
@@ -133,6 +125,12 @@ pub struct PassReport {
     pub terminating: Vec<PodName>,
     /// Operations that failed.
     pub failed: Vec<PodFailure>,
+    /// Operations left for their retry time.
+    pub waiting: Vec<PodWaiting>,
+    /// Pods with a retry schedule after the pass (`failed` and `waiting` together).
+    pub retries_pending: usize,
+    /// The earliest retry time after the pass; the watcher runs a pass then.
+    pub next_retry_at: Option<SystemTime>,
     /// Clients held back, in id order; their pods were left alone.
     pub held: Vec<HeldClient>,
 }

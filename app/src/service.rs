@@ -1,10 +1,12 @@
 //! The use cases behind the HTTP API: one method per endpoint.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use alsy_domain::{
-    Algorithm, AlgorithmStatus, Catalogue, Client, ClientId, ClientSpec, Page, PageRequest,
-    PodName, PodPhase, Policy, PolicyViolation,
+    Algorithm, AlgorithmStatus, Catalogue, Client, ClientId, ClientSpec, ClientSync, ObservedPod,
+    Page, PageRequest, PodName, PodPhase, PodRetry, Policy, PolicyViolation, SyncSummary,
+    UnusableClient,
 };
 
 use crate::ports::{ClientRepository, PodRuntime, RepoError, RuntimeError};
@@ -42,6 +44,26 @@ pub struct PodView {
     pub algorithm: Option<Algorithm>,
     /// Its phase.
     pub phase: PodPhase,
+}
+
+/// A client's sync state as the API shows it: known, or why it is not.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SyncView {
+    /// Derived from the client, its pods and their retry schedules.
+    Known(ClientSync),
+    /// The runtime could not say which pods run; the client itself is still shown.
+    Unknown(RuntimeError),
+}
+
+/// A page of the clients whose summary is the one asked for, with their sync state.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SyncPage {
+    /// The clients, in id order, each with its sync state.
+    pub items: Vec<(Client, ClientSync)>,
+    /// Stored rows in the scanned range that can no longer be read as clients.
+    pub unusable: Vec<UnusableClient>,
+    /// Pass as `after` to go on; `None` when the scan reached the last client.
+    pub next: Option<ClientId>,
 }
 
 /// The service's use cases, shared by every HTTP request; cheap to clone.
@@ -140,6 +162,84 @@ impl Service {
     /// A page of clients with their status.
     pub async fn clients(&self, page: PageRequest) -> Result<Page, ServiceError> {
         Ok(self.repo.list(page).await?)
+    }
+
+    /// One client with its sync state. Any replica answers the same: the retry schedules are
+    /// read from storage, the pods from this replica's runtime.
+    pub async fn client_with_sync(&self, id: ClientId) -> Result<(Client, SyncView), ServiceError> {
+        let client = self.repo.get(id).await?;
+        let retries = self.repo.client_pod_retries(id).await?;
+        let sync = match self.runtime.list_client(id).await {
+            Ok(observed) => SyncView::Known(self.sync_of(&client, &observed, &retries)),
+            Err(e) => SyncView::Unknown(e),
+        };
+        Ok((client, sync))
+    }
+
+    /// The clients after `page.after` whose summary is `summary`, at most `page.limit` of them.
+    /// Reads every pod and retry schedule once, then scans clients in id order until the page
+    /// is full: a filter an operator runs, not a hot path.
+    pub async fn clients_in_state(
+        &self,
+        page: PageRequest,
+        summary: SyncSummary,
+    ) -> Result<SyncPage, ServiceError> {
+        /// Clients read per storage call while scanning.
+        const SCAN: u32 = PageRequest::MAX_LIMIT;
+        let mut observed: HashMap<ClientId, Vec<ObservedPod>> = HashMap::new();
+        for pod in self.runtime.list().await? {
+            if let Some((_, id)) = pod.name.owner() {
+                observed.entry(id).or_default().push(pod);
+            }
+        }
+        let mut retries: HashMap<ClientId, Vec<PodRetry>> = HashMap::new();
+        for retry in self.repo.pod_retries().await? {
+            if let Some(id) = retry.client_id {
+                retries.entry(id).or_default().push(retry);
+            }
+        }
+        let limit = page.limit.clamp(1, PageRequest::MAX_LIMIT) as usize;
+        let mut found = SyncPage {
+            items: Vec::new(),
+            unusable: Vec::new(),
+            next: None,
+        };
+        let mut after = page.after;
+        loop {
+            let scanned = self.repo.list(PageRequest { after, limit: SCAN }).await?;
+            found.unusable.extend(scanned.unusable);
+            let mut clients = scanned.items.into_iter().peekable();
+            while let Some(client) = clients.next() {
+                let pods = observed.get(&client.id).map_or(&[][..], Vec::as_slice);
+                let schedules = retries.get(&client.id).map_or(&[][..], Vec::as_slice);
+                let sync = self.sync_of(&client, pods, schedules);
+                if sync.summary != summary {
+                    continue;
+                }
+                let id = client.id;
+                found.items.push((client, sync));
+                if found.items.len() == limit {
+                    let more = clients.peek().is_some() || scanned.next.is_some();
+                    found.next = more.then_some(id);
+                    return Ok(found);
+                }
+            }
+            match scanned.next {
+                Some(next) => after = Some(next),
+                None => return Ok(found),
+            }
+        }
+    }
+
+    fn sync_of(
+        &self,
+        client: &Client,
+        observed: &[ObservedPod],
+        retries: &[PodRetry],
+    ) -> ClientSync {
+        // As the reconciler does on every pass: a client breaking the policy is held back.
+        let held = self.policy.check(&client.spec).err().map(|v| v.to_string());
+        ClientSync::of(client, &self.catalogue, held.as_deref(), observed, retries)
     }
 
     /// The managed pods the runtime reports now, sorted by name.

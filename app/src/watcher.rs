@@ -1,5 +1,7 @@
-//! The watcher: runs a pass at start-up, on every interval tick, and shortly after API writes
-//! nudge it; `POST /api/v1/sync` runs one on demand. Passes never overlap.
+//! The watcher: runs a pass at start-up, on every interval tick, shortly after API writes nudge
+//! it, and when a failed pod operation's retry time comes; `POST /api/v1/sync` runs one on
+//! demand. Passes never overlap, so neither do retries: a retry is made by a pass (trigger
+//! `retry`), under the same pass mutex and the same reconcile lock as any other.
 //!
 //! A pass that leaves pods terminating (a restart's old pod, say) is followed by rechecks: a
 //! pass [`RECHECK_FIRST`] later, then at growing intervals up to [`RECHECK_MAX`], until no pod
@@ -10,9 +12,9 @@
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
-use alsy_domain::Catalogue;
+use alsy_domain::{Backoff, Catalogue};
 use slog::{Logger, error, info, o};
 use tokio::sync::{Notify, watch};
 use tokio::task::JoinHandle;
@@ -24,7 +26,7 @@ use crate::report::{PassOutcome, PassReport, Trigger};
 /// When passes run and how much one does at once (`ALSY__SYNC__*`), with their defaults: the one
 /// place they are defined. The watcher reads `interval` and `debounce`; `concurrency` is for
 /// [`Reconciler::new`]; `algorithms` for [`Reconciler::with_catalogue`] and
-/// [`crate::Service::with_catalogue`].
+/// [`crate::Service::with_catalogue`]; `retry` for [`Reconciler::with_backoff`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SyncSettings {
     /// Time between interval passes.
@@ -37,6 +39,8 @@ pub struct SyncSettings {
     /// The algorithms clients switch on and off (`ALSY__SYNC__ALGORITHMS`); a switch of any
     /// other counts as off.
     pub algorithms: Catalogue,
+    /// When failed pod operations are retried (`RETRY_BASE`, `RETRY_MAX`: 1 s, 5 min).
+    pub retry: Backoff,
 }
 
 impl Default for SyncSettings {
@@ -46,6 +50,7 @@ impl Default for SyncSettings {
             debounce: Duration::from_secs(1),
             concurrency: 16,
             algorithms: Catalogue::default(),
+            retry: Backoff::default(),
         }
     }
 }
@@ -84,6 +89,10 @@ pub(crate) struct Shared {
     /// Told by every pass (whatever ran it) that left pods terminating.
     terminating: Notify,
     nudges_on: bool,
+    /// When the next retry pass is due, and when the last pass ended.
+    retry: Mutex<RetryTimer>,
+    /// A pass outside the loop (`POST /api/v1/sync`) moved the retry time.
+    rescheduled: Notify,
     pub(crate) stopping: watch::Sender<bool>,
     /// False once the watcher task has ended, for whatever reason.
     alive: AtomicBool,
@@ -104,8 +113,48 @@ impl Shared {
         if !report.terminating.is_empty() {
             self.terminating.notify_one();
         }
+        let mut timer = self.retry.lock().unwrap_or_else(PoisonError::into_inner);
+        timer.next = match &report.outcome {
+            PassOutcome::Completed => report.next_retry_at,
+            // The replica holding the reconcile lock runs the retries; this one takes over, if
+            // it ever holds the lock, from the schedules in storage.
+            PassOutcome::Skipped => None,
+            // The schedules could not be read: keep the retries coming, at the base rate at most.
+            PassOutcome::Failed { .. } => {
+                let soon = self.reconciler.clock().now() + self.reconciler.backoff().base();
+                timer.next.map(|next| next.max(soon))
+            }
+        };
+        timer.last_pass_end = Some(Instant::now());
         report
     }
+
+    /// When the next retry pass starts: at the earliest retry time, but no sooner than a tenth of
+    /// the retry base after the last pass ended, so that retries falling due one after the other
+    /// (their jitter spreads them) are made by a few passes rather than one pass each.
+    fn retry_deadline(&self) -> Option<Instant> {
+        let gap = self.reconciler.backoff().base() / 10;
+        let timer = self.retry.lock().unwrap_or_else(PoisonError::into_inner);
+        let next = timer.next?;
+        // A millisecond late rather than a hair early: a pass woken before the retry time would
+        // find nothing due and leave it for another wake-up.
+        let wait = next
+            .duration_since(self.reconciler.clock().now())
+            .unwrap_or_default();
+        let due = Instant::now() + wait + Duration::from_millis(1);
+        Some(match timer.last_pass_end {
+            Some(end) => due.max(end + gap),
+            None => due,
+        })
+    }
+}
+
+/// The retry pass the schedules ask for.
+#[derive(Default)]
+struct RetryTimer {
+    /// The earliest retry time after the last pass (wall clock: the schedules are stored).
+    next: Option<SystemTime>,
+    last_pass_end: Option<Instant>,
 }
 
 /// What the API holds to talk to the watcher; cheap to clone.
@@ -144,7 +193,9 @@ impl WatcherHandle {
         if *self.shared.stopping.borrow() {
             return Err(ShuttingDown);
         }
-        Ok(self.shared.pass(Trigger::Request).await)
+        let report = self.shared.pass(Trigger::Request).await;
+        self.shared.rescheduled.notify_one();
+        Ok(report)
     }
 }
 
@@ -167,6 +218,8 @@ impl Watcher {
             nudged: Notify::new(),
             terminating: Notify::new(),
             nudges_on: !config.debounce.is_zero(),
+            retry: Mutex::new(RetryTimer::default()),
+            rescheduled: Notify::new(),
             stopping: watch::channel(false).0,
             alive: AtomicBool::new(true),
         });
@@ -244,9 +297,12 @@ async fn run(shared: Arc<Shared>, config: SyncSettings, _alive: Alive) {
         if *stopping.borrow_and_update() {
             return;
         }
+        let retry_at = shared.retry_deadline();
         let trigger = tokio::select! {
             _ = stopping.changed() => return,
             _ = ticker.tick() => Trigger::Interval,
+            _ = retry_time(retry_at) => Trigger::Retry,
+            _ = shared.rescheduled.notified() => continue,
             _ = shared.terminating.notified() => {
                 recheck.get_or_insert_with(|| Instant::now() + recheck_delay(rechecks_in_a_row));
                 continue;
@@ -275,6 +331,14 @@ async fn run(shared: Arc<Shared>, config: SyncSettings, _alive: Alive) {
         if trigger == Trigger::Nudge && report.outcome == PassOutcome::Skipped {
             shared.nudged.notify_one();
         }
+    }
+}
+
+/// Resolves at `at`; never without one.
+async fn retry_time(at: Option<Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
     }
 }
 

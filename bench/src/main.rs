@@ -1,10 +1,11 @@
 //! alsy-bench: measures alsy's HTTP API against pgbench, reconciliation at 1k–100k clients, the
 //! Kubernetes runtime against the test API server, alsy as a watching controller (requests, drift
-//! heal latency, store memory), and a soak of minutes (with SVG charts); prints markdown tables and
+//! heal latency, store memory), convergence under injected failures, and a soak of minutes (with SVG charts); prints markdown tables and
 //! keeps them in `bench/RESULTS.md`. See `bench/README.md` for what each number means.
 
 mod api;
 mod api_ab;
+mod converge;
 mod cpu;
 mod database;
 mod kube;
@@ -56,6 +57,9 @@ enum Command {
     Watch,
     /// api, reconcile, kube and watch (the default; the soak and the restart are not included).
     All,
+    /// 100 clients × 3 pods against an API server refusing 30 % of creates and deletes; not part
+    /// of `all`.
+    Converge,
     /// The assignment's load for minutes, passes churning pods: growth, lost writes, SVG charts.
     Soak(soak::SoakArgs),
     /// One size of the reconcile bench; started by `reconcile`, prints JSON.
@@ -141,6 +145,12 @@ pub struct Options {
     /// Pods for the comparison with kube's reflector of full pods (0: none).
     #[arg(long, global = true, default_value_t = 30_000)]
     pub reflector_pods: usize,
+    /// Runs of the convergence bench, each with its own seed.
+    #[arg(long, global = true, default_value_t = 5)]
+    pub converge_runs: usize,
+    /// Clients of the convergence bench (three pods each).
+    #[arg(long, global = true, default_value_t = 100)]
+    pub converge_clients: usize,
 }
 
 impl Options {
@@ -175,7 +185,9 @@ async fn main() -> anyhow::Result<()> {
         Command::Reconcile => (false, true, false, false),
         Command::Kube => (false, false, true, false),
         Command::Watch => (false, false, false, true),
-        Command::Soak(_) | Command::Restart | Command::ApiAb(_) => (false, false, false, false),
+        Command::Soak(_) | Command::Restart | Command::ApiAb(_) | Command::Converge => {
+            (false, false, false, false)
+        }
         _ => (true, true, true, true),
     };
     let mut sections: Vec<(&str, String)> = Vec::new();
@@ -211,6 +223,12 @@ async fn main() -> anyhow::Result<()> {
             .map(|section| format!("{section}\n### Machine\n\n{machine}"));
         keep("api-ab", outcome);
     }
+    if let Command::Converge = command {
+        let outcome = converge::run(&server, &options)
+            .await
+            .map(|section| format!("{section}\n### Machine\n\n{machine}"));
+        keep("converge", outcome);
+    }
     let mut soak_checks = Vec::new();
     if let Command::Soak(args) = &command {
         let outcome = soak::run(&server, &options, args).await.map(|soaked| {
@@ -224,10 +242,11 @@ async fn main() -> anyhow::Result<()> {
         println!("{body}");
     }
     if !options.no_write && !sections.is_empty() {
-        // The soak, the restart bench and the A/B carry their own machine description.
+        // The soak, the restart bench, the A/B and convergence carry their own machine
+        // description.
         let on_its_own = matches!(
             command,
-            Command::Soak(_) | Command::Restart | Command::ApiAb(_)
+            Command::Soak(_) | Command::Restart | Command::ApiAb(_) | Command::Converge
         );
         let shared_machine = (!on_its_own).then_some(machine.as_str());
         report::write_results(&options.results, shared_machine, &sections)?;

@@ -93,6 +93,7 @@ pub fn write_results(
         "reconcile",
         "kube",
         "watch",
+        "converge",
         "soak",
         "restart",
         // Written by hand (issue 12's before/after run); kept as it is.

@@ -9,7 +9,8 @@ use async_trait::async_trait;
 
 use alsy_app::{ClientRepository, RepoError, StoredClients};
 use alsy_domain::{
-    Acknowledgement, AlgorithmStatus, Client, ClientId, ClientSpec, Page, PageRequest,
+    Acknowledgement, AlgorithmStatus, Client, ClientId, ClientSpec, Page, PageRequest, PodName,
+    PodRetry,
 };
 
 /// Time spent in the calls a reconcile pass makes.
@@ -120,5 +121,21 @@ impl<R: ClientRepository> ClientRepository for Timed<R> {
 
     async fn ping(&self) -> Result<(), RepoError> {
         self.inner.ping().await
+    }
+
+    async fn pod_retries(&self) -> Result<Vec<PodRetry>, RepoError> {
+        self.inner.pod_retries().await
+    }
+
+    async fn client_pod_retries(&self, client: ClientId) -> Result<Vec<PodRetry>, RepoError> {
+        self.inner.client_pod_retries(client).await
+    }
+
+    async fn save_pod_retries(
+        &self,
+        changed: &[PodRetry],
+        cleared: &[PodName],
+    ) -> Result<(), RepoError> {
+        self.inner.save_pod_retries(changed, cleared).await
     }
 }

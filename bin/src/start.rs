@@ -104,6 +104,7 @@ pub async fn start(
     )
     .with_policy(policy.clone())
     .with_catalogue(settings.sync.algorithms.clone())
+    .with_backoff(settings.sync.retry)
     .with_observer(Arc::new(metrics.clone()));
     let watcher = Watcher::start(reconciler, settings.sync.clone(), &log);
     let service = Service::new(repo, runtime, watcher.handle())

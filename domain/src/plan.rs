@@ -271,7 +271,7 @@ pub fn plan(desired: &DesiredState, observed: &[ObservedPod]) -> Plan {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use std::time::Duration;
 
     use proptest::prelude::*;
@@ -287,7 +287,8 @@ mod tests {
         DesiredState::from_clients(clients, &Catalogue::default())
     }
 
-    fn client(id: i64, status: AlgorithmStatus, need_restart: bool) -> Client {
+    /// Client `id` with `status`, created at `id` seconds after the epoch.
+    pub(crate) fn client(id: i64, status: AlgorithmStatus, need_restart: bool) -> Client {
         let spec = ClientSpec::parse(ClientSpecInput {
             name: format!("client-{id}"),
             version: 1,

@@ -4,9 +4,10 @@
 //! or an `InMemoryRepository` the test holds (to switch it off); the fake pod runtime the test
 //! holds (the default) or the Kubernetes runtime of the settings. Its logs are the real JSON lines.
 //!
-//! The watcher is quiet (no nudges, a one-hour interval) and `spawn` returns once its start-up
-//! pass has finished: a test runs passes when it wants them, with `POST /api/v1/sync`, and so
-//! never sleeps to synchronise.
+//! The watcher is quiet (no nudges, a one-hour interval, failed operations retried after an hour)
+//! and `spawn` returns once its start-up pass has finished: a test runs passes when it wants
+//! them, with `POST /api/v1/sync` (which retries every failed operation at once), and so never
+//! sleeps to synchronise.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -44,12 +45,14 @@ pub struct TestAppBuilder {
 }
 
 /// The settings every test app starts with; the builder's `env` overrides them.
-const DEFAULT_ENV: [(&str, &str); 6] = [
+const DEFAULT_ENV: [(&str, &str); 8] = [
     ("ALSY__STORAGE__KIND", "memory"),
     ("ALSY__RUNTIME__KIND", "fake"),
     ("ALSY__HTTP__ADDRESS", "127.0.0.1:0"),
     ("ALSY__SYNC__INTERVAL", "1h"),
     ("ALSY__SYNC__DEBOUNCE", "0s"),
+    ("ALSY__SYNC__RETRY_BASE", "1h"),
+    ("ALSY__SYNC__RETRY_MAX", "1h"),
     ("ALSY__HTTP__SHUTDOWN_TIMEOUT", "5s"),
 ];
 

@@ -61,6 +61,14 @@ pub enum Fault {
     /// 404 `NotFound`, 429 `TooManyRequests` with `Retry-After: 1`, 500 `InternalError`, 503 …),
     /// without touching the stored pods.
     Status(u16),
+    /// Answer with this code (429 or 503, say) and `Retry-After` of this many seconds, only in the
+    /// header as a proxy or an API server under load does; the `Status` body says nothing of it.
+    Throttle {
+        /// The HTTP code.
+        code: u16,
+        /// The `Retry-After` header's seconds.
+        retry_after: u32,
+    },
     /// Wait this long, then answer normally.
     Delay(Duration),
     /// Wait until the gate opens, then answer normally: holds a process's pass at a point the
@@ -158,6 +166,19 @@ impl KubeServer {
     /// suffer `fault`. Injections apply in the order they were made.
     pub fn inject(&self, verb: Verb, pod: Option<&str>, times: usize, fault: Fault) {
         lock(&self.shared).inject(verb, pod, times, fault);
+    }
+
+    /// From now on, fails each request of `verbs` with probability `rate` (0–1), as a flaky API
+    /// server: half with 500 `InternalError`, half with 429 `TooManyRequests` and
+    /// `Retry-After: 1`. Injections made with [`KubeServer::inject`] come first. `seed` makes the
+    /// draws repeatable; `rate` 0 stops it.
+    pub fn fail_randomly(&self, verbs: &[Verb], rate: f64, seed: u64) {
+        lock(&self.shared).fail_randomly(verbs, rate, seed);
+    }
+
+    /// How many requests [`KubeServer::fail_randomly`] has failed so far.
+    pub fn random_failures_injected(&self) -> u64 {
+        lock(&self.shared).random_failures_injected()
     }
 
     /// Delays every request by `latency` before it is answered.

@@ -11,7 +11,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use alsy_app::SyncSettings;
-use alsy_domain::{Catalogue, Policy};
+use alsy_domain::{Backoff, Catalogue, Policy};
 use alsy_http::HttpSettings;
 use alsy_k8s::{KubeSettings, PodSecurity};
 use alsy_postgres::PostgresSettings;
@@ -196,6 +196,16 @@ impl Settings {
         let algorithms = r.read("sync.algorithms", |t| {
             Catalogue::parse(t).map_err(|e| e.to_string())
         });
+        // Longer than a day is a typo: a failed pod would wait days for its retry.
+        let at_most_a_day = |t: &str| {
+            values::duration(t, Zero::Refused).and_then(|d| {
+                (d <= Duration::from_secs(86_400))
+                    .then_some(d)
+                    .ok_or_else(|| "must be at most 1day".to_owned())
+            })
+        };
+        let retry_base = r.read("sync.retry_base", at_most_a_day);
+        let retry_max = r.read("sync.retry_max", at_most_a_day);
         let storage_kind = r.read("storage.kind", |t| values::one_of(t, &storage_kinds));
         let url = r.read("storage.url", values::postgres_url);
         let min_conns = r.read("storage.min_conns", |t| values::count(t, 0, 1000));
@@ -265,6 +275,17 @@ impl Settings {
         let level = r.read("log.level", |t| values::one_of(t, &levels));
         let format = r.read("log.format", |t| values::one_of(t, &formats));
 
+        if let (Some(base), Some(max)) = (retry_base, retry_max)
+            && base > max
+        {
+            let (base, max) = (
+                r.described("sync.retry_base", humantime::format_duration(base)),
+                r.described("sync.retry_max", humantime::format_duration(max)),
+            );
+            r.problems
+                .push(format!("invalid settings: {base} is longer than {max}"));
+            return None;
+        }
         if let (Some(min), Some(max)) = (min_conns, max_conns)
             && min > max
         {
@@ -282,6 +303,7 @@ impl Settings {
                 debounce: debounce?,
                 concurrency: concurrency? as usize,
                 algorithms: algorithms?,
+                retry: Backoff::new(retry_base?, retry_max?).ok()?,
             },
             storage: StorageSettings {
                 kind: storage_kind?,
@@ -358,6 +380,8 @@ impl Settings {
             ("sync.debounce", d(self.sync.debounce)),
             ("sync.concurrency", Some(self.sync.concurrency.to_string())),
             ("sync.algorithms", Some(self.sync.algorithms.to_string())),
+            ("sync.retry_base", d(self.sync.retry.base())),
+            ("sync.retry_max", d(self.sync.retry.max())),
             ("storage.kind", lower(&self.storage.kind)),
             ("storage.url", Some(storage.url.clone())),
             ("storage.min_conns", Some(storage.min_conns.to_string())),

@@ -55,6 +55,14 @@ pub(crate) const DEFS: &[Def] = &[
         "the algorithms clients switch on and off: 1 to 32 comma-separated names [A-Z][A-Z0-9]{0,14}",
     ),
     def(
+        "sync.retry_base",
+        "shortest wait before a failed pod operation is retried",
+    ),
+    def(
+        "sync.retry_max",
+        "longest wait before a failed pod operation is retried (a refused one waits this long)",
+    ),
+    def(
         "storage.kind",
         "postgres, or memory (data lives in the process)",
     ),

@@ -153,6 +153,8 @@ fn setting_names_lists_every_env_variable() {
         "ALSY__SYNC__DEBOUNCE",
         "ALSY__SYNC__CONCURRENCY",
         "ALSY__SYNC__ALGORITHMS",
+        "ALSY__SYNC__RETRY_BASE",
+        "ALSY__SYNC__RETRY_MAX",
         "ALSY__STORAGE__KIND",
         "ALSY__STORAGE__URL",
         "ALSY__STORAGE__MIN_CONNS",
@@ -186,7 +188,7 @@ fn setting_names_lists_every_env_variable() {
     ] {
         assert!(names.contains(&name.to_owned()), "{name}");
     }
-    assert_eq!(names.len(), 34);
+    assert_eq!(names.len(), 36);
 }
 
 #[test]
@@ -198,6 +200,8 @@ fn every_setting_is_read_from_its_env_variable() {
             ("ALSY__SYNC__DEBOUNCE", "0"),
             ("ALSY__SYNC__CONCURRENCY", "4"),
             ("ALSY__SYNC__ALGORITHMS", "X,Y,Z"),
+            ("ALSY__SYNC__RETRY_BASE", "250ms"),
+            ("ALSY__SYNC__RETRY_MAX", "30s"),
             ("ALSY__STORAGE__KIND", "memory"),
             ("ALSY__STORAGE__URL", "postgres://alsy:pw@db:5433/alsy"),
             ("ALSY__STORAGE__MIN_CONNS", "2"),
@@ -230,6 +234,8 @@ fn every_setting_is_read_from_its_env_variable() {
     assert_eq!(settings.sync.debounce, Duration::ZERO);
     assert_eq!(settings.sync.concurrency, 4);
     assert_eq!(settings.sync.algorithms.to_string(), "X,Y,Z");
+    assert_eq!(settings.sync.retry.base(), Duration::from_millis(250));
+    assert_eq!(settings.sync.retry.max(), s(30));
     assert_eq!(settings.storage.kind, StorageKind::Memory);
     let storage = &settings.storage.postgres;
     assert_eq!(storage.url, "postgres://alsy:pw@db:5433/alsy");
@@ -378,6 +384,37 @@ fn min_conns_may_not_exceed_max_conns() {
             "invalid settings: ALSY__STORAGE__MIN_CONNS=20 is greater than ALSY__STORAGE__MAX_CONNS=10"
         ]
     );
+}
+
+#[test]
+fn retry_bounds_must_make_a_schedule() {
+    assert_eq!(
+        problems(
+            &[],
+            &[
+                ("ALSY__SYNC__RETRY_BASE", "10s"),
+                ("ALSY__SYNC__RETRY_MAX", "5s")
+            ]
+        ),
+        vec![
+            "invalid settings: ALSY__SYNC__RETRY_BASE=10s is longer than ALSY__SYNC__RETRY_MAX=5s"
+        ]
+    );
+    for (name, value, problem) in [
+        ("ALSY__SYNC__RETRY_BASE", "0s", "must be greater than zero"),
+        ("ALSY__SYNC__RETRY_MAX", "0", "must be greater than zero"),
+        ("ALSY__SYNC__RETRY_MAX", "2days", "must be at most 1day"),
+        ("ALSY__SYNC__RETRY_BASE", "soon", "expected a duration"),
+    ] {
+        let found = problems(&[], &[(name, value)]);
+        assert_eq!(found.len(), 1, "{name}={value}: {found:?}");
+        assert!(
+            found[0].contains(&format!("{name}=\"{value}\": {problem}")),
+            "{found:?}"
+        );
+    }
+    // A base above the default maximum needs a maximum too.
+    assert_eq!(problems(&[], &[("ALSY__SYNC__RETRY_BASE", "10m")]).len(), 1);
 }
 
 #[test]

@@ -11,7 +11,7 @@ use warp::http::{Method, header};
 use warp::hyper::body::Bytes;
 use warp::reply::{Reply, Response};
 
-use super::store::{Answer, Store, injected, status};
+use super::store::{Answer, Store, injected, injected_with, status};
 use super::{Fault, RecordedRequest, Verb, watch};
 
 pub(crate) type Shared = Arc<Mutex<Store>>;
@@ -143,6 +143,9 @@ async fn handle(
     }
     let answer = match (fault, route) {
         (Some(Fault::Status(code)), _) => injected(code, pod.as_deref()),
+        (Some(Fault::Throttle { code, retry_after }), _) => {
+            injected_with(code, pod.as_deref(), Some(retry_after))
+        }
         (_, Route::Version) => version(),
         (_, Route::Unknown) => status(
             404,

@@ -7,6 +7,8 @@ use std::time::Duration;
 use k8s_openapi::api::core::v1::{Pod, PodStatus};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ListMeta, Time};
 use k8s_openapi::jiff::{SignedDuration, Timestamp};
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
 use serde_json::{Value, json};
 use tokio::time::Instant;
 
@@ -16,7 +18,8 @@ use super::validate::{Refusal, pod_for_create};
 use super::watch::{Change, WatchLog};
 use super::{Fault, RecordedRequest, Verb};
 
-/// An answer: HTTP code, JSON body, and for 429 a `Retry-After` in seconds.
+/// An answer: HTTP code, JSON body, and for 429 (or an injected throttle) a `Retry-After` in
+/// seconds.
 #[derive(Debug)]
 pub(crate) struct Answer {
     pub code: u16,
@@ -74,6 +77,16 @@ fn status_because(code: u16, reason: &str, message: String, name: Option<&str>) 
     }
 }
 
+/// The canned failure for an injected `code` on `pod`, with `retry_after` seconds in the header
+/// alone when given (a 429 has `Retry-After: 1` anyway).
+pub(crate) fn injected_with(code: u16, pod: Option<&str>, retry_after: Option<u32>) -> Answer {
+    let mut answer = injected(code, pod);
+    if retry_after.is_some() {
+        answer.retry_after = retry_after;
+    }
+    answer
+}
+
 /// The canned failure for an injected `code` on `pod`.
 pub(crate) fn injected(code: u16, pod: Option<&str>) -> Answer {
     let quoted = pod
@@ -105,10 +118,19 @@ struct Injection {
     fault: Fault,
 }
 
+/// Requests failed at random (see `KubeServer::fail_randomly`).
+struct RandomFailures {
+    verbs: Vec<Verb>,
+    rate: f64,
+    rng: StdRng,
+    injected: u64,
+}
+
 /// Everything the server knows; behind one mutex.
 pub(crate) struct Store {
     pods: BTreeMap<(String, String), Stored>,
     injections: Vec<Injection>,
+    random_failures: Option<RandomFailures>,
     pub(crate) requests: Vec<RecordedRequest>,
     pub(crate) latency: Duration,
     pub(crate) created_phase: String,
@@ -129,6 +151,7 @@ impl Store {
         Store {
             pods: BTreeMap::new(),
             injections: Vec::new(),
+            random_failures: None,
             requests: Vec::new(),
             latency: Duration::ZERO,
             created_phase: "Pending".into(),
@@ -162,13 +185,38 @@ impl Store {
         });
     }
 
-    /// Takes the first injection that applies to this request, if any.
+    pub(crate) fn fail_randomly(&mut self, verbs: &[Verb], rate: f64, seed: u64) {
+        self.random_failures = (rate > 0.0).then(|| RandomFailures {
+            verbs: verbs.to_vec(),
+            rate: rate.min(1.0),
+            rng: StdRng::seed_from_u64(seed),
+            injected: 0,
+        });
+    }
+
+    pub(crate) fn random_failures_injected(&self) -> u64 {
+        self.random_failures.as_ref().map_or(0, |r| r.injected)
+    }
+
+    /// Takes the first injection that applies to this request, if any, else draws a random
+    /// failure.
     pub(crate) fn take_fault(&mut self, verb: Verb, pod: Option<&str>) -> Option<Fault> {
         let hit = self.injections.iter_mut().find(|i| {
             i.remaining > 0 && i.verb == verb && (i.pod.is_none() || i.pod.as_deref() == pod)
-        })?;
-        hit.remaining -= 1;
-        Some(hit.fault.clone())
+        });
+        if let Some(hit) = hit {
+            hit.remaining -= 1;
+            return Some(hit.fault.clone());
+        }
+        let random = self.random_failures.as_mut()?;
+        if !random.verbs.contains(&verb) || !random.rng.random_bool(random.rate) {
+            return None;
+        }
+        random.injected += 1;
+        Some(Fault::Status(match random.rng.random_bool(0.5) {
+            true => 500,
+            false => 429,
+        }))
     }
 
     /// Forgets pods whose termination grace period has passed; a watch sees them `DELETED`.

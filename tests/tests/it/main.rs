@@ -22,4 +22,5 @@ mod reconciler;
 mod repository_contract;
 mod scenario;
 mod security;
+mod sync_state;
 mod watching;

@@ -80,7 +80,7 @@ async fn a_database_of_the_three_column_release_migrates_every_switch() {
     // Back to the database the previous release leaves: its tables, and diesel's record that
     // its one migration ran (the table as diesel creates it).
     sql.batch_execute(&format!(
-        "DROP TABLE algorithm_status, clients, __diesel_schema_migrations; \
+        "DROP TABLE pod_retries, algorithm_status, clients, __diesel_schema_migrations; \
          CREATE TABLE __diesel_schema_migrations (version VARCHAR(50) PRIMARY KEY NOT NULL, \
              run_on TIMESTAMP NOT NULL DEFAULT CURRENT_TIMESTAMP); \
          INSERT INTO __diesel_schema_migrations (version) VALUES ('20261125000000'); \
@@ -147,7 +147,9 @@ async fn replicas_migrating_at_the_same_moment_all_succeed() {
     database
         .sql()
         .await
-        .batch_execute("DROP TABLE algorithm_status, clients, __diesel_schema_migrations")
+        .batch_execute(
+            "DROP TABLE pod_retries, algorithm_status, clients, __diesel_schema_migrations",
+        )
         .await
         .unwrap();
 

@@ -1,9 +1,10 @@
 //! The reconciler and the watcher over the in-memory adapters, driven directly: the pass itself,
 //! its report, failure isolation, drift, restarts and their compare-and-set acknowledge.
 //! Restarts through terminating pods are in `terminating`; the watcher nudged by the runtime's
-//! change feed is in `drift`.
+//! change feed is in `drift`; per-pod retry schedules in `retries`.
 
 mod drift;
+mod retries;
 mod terminating;
 
 use std::sync::Arc;
@@ -14,8 +15,8 @@ use alsy_app::{
     ClientRepository, FailedPart, HeldPassLock, Operation, PassLock, PassOutcome, PassReport,
     Reconciler, RepoError, Service, SyncSettings, Trigger, Watcher,
 };
-use alsy_domain::{Algorithm, AlgorithmStatus, Catalogue, Client, ClientId, PodPhase};
-use alsy_fake::{FakePodRuntime, Gate, InMemoryRepository, LocalPassLock};
+use alsy_domain::{Algorithm, AlgorithmStatus, Backoff, Catalogue, Client, ClientId, PodPhase};
+use alsy_fake::{FakePodRuntime, Gate, InMemoryRepository, LocalPassLock, ManualClock};
 use alsy_tests::fixtures::{eventually, pod, spec};
 use alsy_tests::logs::Logs;
 use async_trait::async_trait;
@@ -25,6 +26,8 @@ struct World {
     repo: InMemoryRepository,
     runtime: FakePodRuntime,
     lock: LocalPassLock,
+    /// Moved by hand; only [`World::reconciler_on_clock`]'s reconcilers read it.
+    clock: ManualClock,
     logs: Logs,
 }
 
@@ -34,18 +37,32 @@ impl World {
             repo: InMemoryRepository::new(),
             runtime: FakePodRuntime::new(),
             lock: LocalPassLock::new(),
+            clock: ManualClock::default(),
             logs: Logs::default(),
         }
     }
 
     fn reconciler(&self) -> Reconciler {
+        self.reconciler_locked_by(Arc::new(self.lock.clone()))
+    }
+
+    /// A reconciler taking `lock` instead of this world's.
+    fn reconciler_locked_by(&self, lock: Arc<dyn PassLock>) -> Reconciler {
         Reconciler::new(
             Arc::new(self.repo.clone()),
             Arc::new(self.runtime.clone()),
-            Arc::new(self.lock.clone()),
+            lock,
             16,
             &self.logs.logger(),
         )
+    }
+
+    /// A reconciler on this world's hand-moved clock, retrying failed operations between `base`
+    /// and `max`.
+    fn reconciler_on_clock(&self, base: Duration, max: Duration) -> Reconciler {
+        self.reconciler()
+            .with_backoff(Backoff::new(base, max).unwrap())
+            .with_clock(Arc::new(self.clock.clone()))
     }
 
     /// A watcher over this world's reconciler, passing every hour and `debounce` after a nudge.
@@ -182,7 +199,7 @@ async fn switching_off_and_deleting_remove_pods() {
 }
 
 #[tokio::test]
-async fn one_pod_failing_does_not_stop_the_others_and_is_retried_next_pass() {
+async fn one_pod_failing_does_not_stop_the_others_and_is_retried() {
     let world = World::new();
     let a = world.client("a", true, true, true).await;
     let failing = pod(Algorithm::named("TWAP"), a.id);
@@ -211,7 +228,8 @@ async fn one_pod_failing_does_not_stop_the_others_and_is_retried_next_pass() {
         "not acknowledged while a pod failed"
     );
 
-    let second = reconciler.run_pass(Trigger::Interval).await;
+    // A request applies at once what waits for its retry time (`retries.rs` has the schedule).
+    let second = reconciler.run_pass(Trigger::Request).await;
     assert_eq!(names(&second.created), [failing.to_string()]);
     assert!(second.failed.is_empty());
     assert!(world.repo.get(a.id).await.unwrap().spawned_at.is_some());
@@ -297,7 +315,7 @@ async fn a_failed_restart_keeps_the_mark_and_is_retried() {
         "the mark survives a failed restart"
     );
 
-    let retried = reconciler.run_pass(Trigger::Interval).await;
+    let retried = reconciler.run_pass(Trigger::Request).await;
     assert_eq!(
         names(&retried.restarted),
         names(&[pod(Algorithm::named("VWAP"), a.id)])
@@ -398,10 +416,12 @@ async fn two_reconcilers_sharing_a_lock_never_run_a_pass_at_once() {
 /// A reconcile lock that never refuses and counts the passes holding it at once: under it only the
 /// watcher itself can keep passes apart.
 #[derive(Clone, Default)]
-struct CountingLock {
+pub(crate) struct CountingLock {
     holders: Arc<AtomicUsize>,
-    most: Arc<AtomicUsize>,
-    taken: Arc<AtomicUsize>,
+    /// The most passes that held it at once.
+    pub(crate) most: Arc<AtomicUsize>,
+    /// How many passes took it.
+    pub(crate) taken: Arc<AtomicUsize>,
 }
 
 struct CountedHold(Arc<AtomicUsize>);
@@ -430,13 +450,7 @@ async fn the_watchers_passes_never_overlap_whatever_triggers_them() {
     // Every runtime call waits, so a pass is still running when the next trigger fires.
     world.runtime.set_latency(Duration::from_millis(20));
     let lock = CountingLock::default();
-    let reconciler = Reconciler::new(
-        Arc::new(world.repo.clone()),
-        Arc::new(world.runtime.clone()),
-        Arc::new(lock.clone()),
-        16,
-        &world.logs.logger(),
-    );
+    let reconciler = world.reconciler_locked_by(Arc::new(lock.clone()));
     let config = SyncSettings {
         interval: Duration::from_millis(5),
         debounce: Duration::from_millis(1),

@@ -4,6 +4,7 @@
 //! production uses. Cases with concurrent writers are in `concurrent`.
 
 mod concurrent;
+mod retries;
 
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -15,6 +16,7 @@ use alsy_domain::{
 use alsy_tests::fixtures::spec;
 
 use concurrent::*;
+use retries::*;
 
 type Repo = Arc<dyn ClientRepository>;
 
@@ -60,6 +62,7 @@ contract![
     restart_marks_are_never_lost_to_concurrent_acknowledges,
     desired_state_reads_every_client_with_its_status,
     ping_answers,
+    pod_retry_schedules_are_stored_replaced_and_cleared,
 ];
 
 /// A spec differing from [`spec`] in every field but the name.

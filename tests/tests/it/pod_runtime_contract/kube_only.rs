@@ -14,6 +14,69 @@ use tokio::time::Instant;
 
 use super::{Kube, NS, connect, desired, test_settings};
 
+#[tokio::test]
+async fn a_retry_after_from_a_429_or_503_is_surfaced_as_throttled_without_retrying() {
+    let kube = Kube::start().await;
+    let pod = desired(Algorithm::named("VWAP"), 1);
+    // The test server's 429 carries `Retry-After: 1`, as kube-apiserver's does; the other two
+    // carry it in the header alone, with a body that says nothing of it.
+    for (fault, wait) in [
+        (Fault::Status(429), 1),
+        (
+            Fault::Throttle {
+                code: 429,
+                retry_after: 7,
+            },
+            7,
+        ),
+        (
+            Fault::Throttle {
+                code: 503,
+                retry_after: 3,
+            },
+            3,
+        ),
+    ] {
+        kube.server.clear_requests();
+        kube.server.inject(Verb::Create, Some("vwap-1"), 1, fault);
+        let error = kube.runtime.create(&pod).await.unwrap_err();
+        match &error {
+            RuntimeError::Throttled {
+                pod: Some(p),
+                retry_after,
+                ..
+            } if p.as_str() == "vwap-1" => {
+                assert_eq!(*retry_after, Duration::from_secs(wait), "{error}");
+            }
+            other => panic!("expected Throttled naming vwap-1, got {other:?}"),
+        }
+        assert!(
+            error.to_string().contains(&format!("retry after {wait}s")),
+            "{error}"
+        );
+        assert_eq!(
+            kube.server.requests().len(),
+            1,
+            "the throttled call was retried"
+        );
+    }
+    // A 500 asks for no wait, and a header without a 429 or 503 means nothing.
+    kube.server.inject(
+        Verb::Create,
+        Some("vwap-1"),
+        1,
+        Fault::Throttle {
+            code: 500,
+            retry_after: 9,
+        },
+    );
+    let error = kube.runtime.create(&pod).await.unwrap_err();
+    assert!(
+        matches!(error, RuntimeError::Unavailable { .. }),
+        "{error:?}"
+    );
+}
+
 fn assert_unavailable_for(error: RuntimeError, pod: &str) {
     match &error {
         RuntimeError::Unavailable { pod: Some(p), .. } if p.as_str() == pod => {}
@@ -68,7 +131,7 @@ async fn an_injected_404_on_delete_counts_as_success() {
 async fn throttling_and_server_errors_are_unavailable_naming_the_pod_without_retrying() {
     let kube = Kube::start().await;
     let pod = desired(Algorithm::named("VWAP"), 1);
-    for code in [429, 500, 503, 504] {
+    for code in [500, 503, 504] {
         kube.server.clear_requests();
         kube.server
             .inject(Verb::Create, Some("vwap-1"), 1, Fault::Status(code));
@@ -82,7 +145,7 @@ async fn throttling_and_server_errors_are_unavailable_naming_the_pod_without_ret
     let error = kube.runtime.delete(&pod.name).await.unwrap_err();
     assert_unavailable_for(error, "vwap-1");
     kube.server
-        .inject(Verb::Delete, Some("vwap-1"), 1, Fault::Status(429));
+        .inject(Verb::Delete, Some("vwap-1"), 1, Fault::Status(504));
     let error = kube.runtime.restart(&pod).await.unwrap_err();
     assert_unavailable_for(error, "vwap-1");
     kube.server.inject(Verb::List, None, 1, Fault::Status(503));

@@ -1,0 +1,82 @@
+//! The contract's cases for the pods' retry schedules: what one replica stores, every replica
+//! reads back exactly, one client's or all.
+
+use std::time::Duration;
+
+use alsy_domain::{Algorithm, ClientId, Intent, Operation, PodName, PodRetry};
+use alsy_tests::fixtures::pod;
+
+use super::{Repo, now};
+
+fn retry(pod: PodName, attempts: u32) -> PodRetry {
+    let at = now();
+    PodRetry {
+        client_id: pod.owner().map(|(_, id)| id),
+        pod,
+        operation: Operation::Create,
+        // The full 64 bits: PostgreSQL keeps them in a signed bigint.
+        intent: Intent(u64::MAX - 7),
+        attempts,
+        error: "runtime unavailable: create: HTTP 500 InternalError: boom".into(),
+        rejected: false,
+        failed_at: at,
+        next_retry_at: at + Duration::from_millis(1500),
+    }
+}
+
+pub(super) async fn pod_retry_schedules_are_stored_replaced_and_cleared(repo: Repo) {
+    assert_eq!(repo.pod_retries().await.unwrap(), []);
+    let one = ClientId::new(1).unwrap();
+    let two = ClientId::new(2).unwrap();
+    let vwap_1 = retry(pod(Algorithm::named("VWAP"), one), 1);
+    let hft_1 = PodRetry {
+        operation: Operation::Restart,
+        rejected: true,
+        ..retry(pod(Algorithm::named("HFT"), one), 3)
+    };
+    let twap_2 = retry(pod(Algorithm::named("TWAP"), two), 2);
+    // A managed pod whose name is not alsy's belongs to no client.
+    let stray = retry(PodName::parse("leftover").unwrap(), 1);
+    repo.save_pod_retries(
+        &[vwap_1.clone(), twap_2.clone(), hft_1.clone(), stray.clone()],
+        &[],
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        repo.pod_retries().await.unwrap(),
+        [hft_1.clone(), stray.clone(), twap_2.clone(), vwap_1.clone()],
+        "every schedule, in pod-name order, exactly as stored"
+    );
+    assert_eq!(
+        repo.client_pod_retries(one).await.unwrap(),
+        [hft_1.clone(), vwap_1.clone()]
+    );
+
+    let vwap_1_again = PodRetry {
+        error: "runtime asked to retry after 1s".into(),
+        ..retry(pod(Algorithm::named("VWAP"), one), 2)
+    };
+    repo.save_pod_retries(
+        std::slice::from_ref(&vwap_1_again),
+        &[
+            hft_1.pod.clone(),
+            stray.pod.clone(),
+            PodName::parse("never-stored").unwrap(),
+        ],
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        repo.pod_retries().await.unwrap(),
+        [twap_2, vwap_1_again.clone()],
+        "replaced and cleared in one call; clearing an unknown pod is no error"
+    );
+    assert_eq!(repo.client_pod_retries(one).await.unwrap(), [vwap_1_again]);
+    assert_eq!(
+        repo.client_pod_retries(ClientId::new(3).unwrap())
+            .await
+            .unwrap(),
+        []
+    );
+}
