@@ -154,11 +154,6 @@ impl Service {
         Ok(client)
     }
 
-    /// One client with its status.
-    pub async fn client(&self, id: ClientId) -> Result<Client, ServiceError> {
-        Ok(self.repo.get(id).await?)
-    }
-
     /// A page of clients with their status.
     pub async fn clients(&self, page: PageRequest) -> Result<Page, ServiceError> {
         Ok(self.repo.list(page).await?)
