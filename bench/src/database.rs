@@ -128,18 +128,38 @@ impl BenchDatabase {
 
     /// Inserts `count` clients (ids 1..=count in a fresh database) with one status row each,
     /// every algorithm set to `on`, in two set-based statements; then ANALYZE. Returns the ids.
+    ///
+    /// Seeds either schema: the jsonb `switches` of the catalogue (issue 12), or the three boolean
+    /// columns of the releases before it, so `api-ab` can compare a binary from before.
     pub async fn seed(&self, count: u64, on: bool) -> anyhow::Result<(i64, i64)> {
         let db = self.server.connect(&self.name).await?;
+        let catalogue_schema = db
+            .query_opt(
+                "SELECT 1 FROM information_schema.columns \
+                 WHERE table_name = 'algorithm_status' AND column_name = 'switches'",
+                &[],
+            )
+            .await
+            .context("reading the schema of algorithm_status")?
+            .is_some();
+        let statuses = if catalogue_schema {
+            format!(
+                "INSERT INTO algorithm_status (client_id, switches) \
+                 SELECT id, jsonb_build_object('VWAP', {on}, 'TWAP', {on}, 'HFT', {on}) FROM clients"
+            )
+        } else {
+            format!(
+                "INSERT INTO algorithm_status (client_id, vwap, twap, hft) \
+                 SELECT id, {on}, {on}, {on} FROM clients"
+            )
+        };
         let statements = [
             format!(
                 "INSERT INTO clients (name, version, image, cpu, mem, priority) \
                  SELECT 'bench-client-' || i, 1, 'ghcr.io/acme/algo:1.0', '500m', '512Mi', 0.5 \
                  FROM generate_series(1, {count}) AS i"
             ),
-            format!(
-                "INSERT INTO algorithm_status (client_id, switches) \
-                 SELECT id, jsonb_build_object('VWAP', {on}, 'TWAP', {on}, 'HFT', {on}) FROM clients"
-            ),
+            statuses,
             // VACUUM refuses to run in a transaction: one statement per call.
             "VACUUM ANALYZE clients".into(),
             "VACUUM ANALYZE algorithm_status".into(),

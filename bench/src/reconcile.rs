@@ -184,9 +184,9 @@ fn render(rows: &[Row]) -> String {
         let rss = mb(c.peak_rss_kib);
         let n = r.size;
         checks.row(vec![
-            format!("{n} clients: no-change pass ≤ 3× raw SELECT"),
+            format!("{n} clients: no-change pass ≤ 2× raw SELECT"),
             format!("{ratio:.2}×"),
-            verdict(ratio <= 3.0).into(),
+            verdict(ratio <= 2.0).into(),
         ]);
         checks.row(vec![
             format!("{n} clients: first pass ≤ 5 s"),

@@ -325,7 +325,7 @@ fn render(c: &Controller, stores: &[(StoreMode, StoreReport)], options: &Options
         "process",
         "pods held",
         "synced in s",
-        "RSS MB (after malloc_trim)",
+        "RSS MB (freed pages returned)",
         "above the process without a store, MB",
         "peak RSS MB",
         "list() from the store ms",
@@ -360,6 +360,21 @@ fn render(c: &Controller, stores: &[(StoreMode, StoreReport)], options: &Options
         .iter()
         .find(|(mode, _)| *mode == StoreMode::Lean)
         .map(|(_, r)| r.rss_mb() - baseline);
+    let reflector = match stores
+        .iter()
+        .find(|(mode, _)| *mode == StoreMode::KubeReflector)
+    {
+        Some((_, full)) => format!(
+            "\"kube reflector\" is kube's own `reflector::store` of full `Pod` objects at {} pods, \
+             what a controller that caches whole pods holds, for comparison: {:.0} MB above the \
+             process without a store.",
+            full.pods,
+            full.rss_mb() - baseline
+        ),
+        None => "kube's own `reflector::store` of full `Pod` objects was not run for comparison \
+                 (`--reflector-pods 0`)."
+            .into(),
+    };
     let mut checks = Table::new(&["target", "measured", "verdict"]);
     checks.row(vec![
         format!("drift heal p99 ≤ 2 s over ≥ 100 trials"),
@@ -387,7 +402,8 @@ fn render(c: &Controller, stores: &[(StoreMode, StoreReport)], options: &Options
     }
     format!(
         "## 5. Watching: requests, drift heal latency, store memory\n\n\
-         `nice -n -15 cargo run --release -p alsy-bench -- watch`\n\n\
+         `nice -n -15 cargo run --release -p alsy-bench -- watch --heal-trials {trials} \
+         --reflector-pods {reflector_pods}`\n\n\
          The alsy release binary as a subprocess with its default settings (debounce 1 s, interval \
          5 min, concurrency 16, 50 requests/s to the API server, the watch on), PostgreSQL storage \
          seeded with {clients} clients with all three algorithms on, the Kubernetes runtime against \
@@ -404,18 +420,19 @@ fn render(c: &Controller, stores: &[(StoreMode, StoreReport)], options: &Options
          ### Store memory at {} pods\n\n\
          Each row a child process of its own (`alsy-bench watch-store-child`) against the test API \
          server in the parent holding {} pods built by alsy's manifest: RSS after the first list \
-         has synced and `malloc_trim(0)`, and peak RSS (VmHWM), which includes the list pages in \
-         flight. \"no store\" is the Kubernetes runtime with the watch off; \"kube reflector\" is \
-         kube's own `reflector::store` of full `Pod` objects, for comparison, at {} pods (at \
-         300k it would need gigabytes and most of an hour on this machine).\n\n{}\n\
+         has synced, with jemalloc (alsy's allocator) returning freed pages at once \
+         (`_RJEM_MALLOC_CONF=dirty_decay_ms:0,muzzy_decay_ms:0`), and peak RSS (VmHWM), which includes the list pages in \
+         flight. \"no store\" is the Kubernetes runtime with the watch off. {}\n\n{}\n\
          ### Targets\n\n{}",
         requests.markdown(),
         latency.markdown(),
         options.store_pods,
         options.store_pods,
-        options.reflector_pods,
+        reflector,
         memory.markdown(),
         checks.markdown(),
         clients = options.watch_clients,
+        trials = options.heal_trials,
+        reflector_pods = options.reflector_pods,
     )
 }

@@ -73,7 +73,7 @@ pub struct StoreReport {
     pub sync: Duration,
     /// One `list()` from the synced store.
     pub list: Option<Duration>,
-    /// VmRSS after `malloc_trim(0)`, KiB.
+    /// VmRSS after the sync, freed pages returned (see [`measure`]), KiB.
     pub rss_kib: u64,
     /// VmHWM, KiB.
     pub peak_kib: u64,
@@ -130,6 +130,9 @@ pub async fn measure(mode: StoreMode, pods: usize) -> anyhow::Result<StoreReport
         ])
         .arg("--kubeconfig")
         .arg(&kubeconfig)
+        // jemalloc returns freed pages at once instead of after its 10-s decay, so the RSS read
+        // after the sync is what the store holds, not the list pages freed a moment before.
+        .env("_RJEM_MALLOC_CONF", "dirty_decay_ms:0,muzzy_decay_ms:0")
         .stderr(std::process::Stdio::inherit())
         .kill_on_drop(true)
         .output();
@@ -205,11 +208,6 @@ pub async fn run(args: ChildArgs) -> anyhow::Result<()> {
         args.mode.arg(),
         report.pods
     ));
-    // Give freed memory back, so RSS is what is held.
-    // SAFETY: malloc_trim only releases free heap memory; it has no preconditions.
-    unsafe {
-        libc::malloc_trim(0);
-    }
     let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
     report.rss_kib = field_kib(&status, "VmRSS:");
     report.peak_kib = field_kib(&status, "VmHWM:");

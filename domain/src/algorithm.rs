@@ -139,16 +139,6 @@ impl Algorithm {
         self.0.as_str()
     }
 
-    /// Appends the lower-case form to `out`, as a pod name starts.
-    pub(crate) fn push_slug(self, out: &mut String) {
-        out.extend(
-            self.0
-                .name()
-                .iter()
-                .map(|b| char::from(b.to_ascii_lowercase())),
-        );
-    }
-
     /// The lower-case form used in pod names and labels: `vwap`.
     pub fn slug(self) -> Slug {
         Slug(self.0.to_case(true))
