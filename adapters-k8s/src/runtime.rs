@@ -266,6 +266,17 @@ impl PodRuntime for KubeRuntime {
         self.list_from_server().await
     }
 
+    async fn list_named(&self, names: &[PodName]) -> Result<Vec<ObservedPod>, RuntimeError> {
+        // A client's GET asks for its few pods: look them up in the store rather than copy
+        // every managed pod out of it (300,000 pods are a 10-ms copy).
+        if let Some(pods) = self.watched.as_ref().and_then(|w| w.store.get(names)) {
+            return Ok(pods);
+        }
+        let mut pods = self.list().await?;
+        pods.retain(|pod| names.contains(&pod.name));
+        Ok(pods)
+    }
+
     async fn create(&self, pod: &DesiredPod) -> Result<(), RuntimeError> {
         let manifest = pod_manifest(pod, self.pod_security);
         match self

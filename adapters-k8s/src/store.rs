@@ -152,6 +152,18 @@ impl PodStore {
         })
     }
 
+    /// The pods among `names` that the store holds, in the order asked; `None` until a first
+    /// list has completed.
+    pub(crate) fn get(&self, names: &[PodName]) -> Option<Vec<ObservedPod>> {
+        let state = self.state();
+        state.synced.then(|| {
+            names
+                .iter()
+                .filter_map(|name| state.pods.get(name).map(|seen| observed(name, seen)))
+                .collect()
+        })
+    }
+
     /// Waits up to `limit` for the first list to complete; whether it has.
     pub(crate) async fn wait_synced(&self, limit: Duration) -> bool {
         let mut synced = self.synced.subscribe();
@@ -303,6 +315,30 @@ mod tests {
         assert_eq!(store.list(), None, "a list in progress is not an answer");
         store.relisted();
         assert_eq!(names(&store), [("vwap-1".into(), PodPhase::Running)]);
+    }
+
+    #[test]
+    fn named_pods_are_looked_up_once_synced() {
+        let asked = [name("vwap-1"), name("twap-1"), name("hft-1")];
+        assert_eq!(PodStore::new().get(&asked), None, "not before a list");
+        let store = synced(&[
+            ("vwap-1", at(5, PodPhase::Running)),
+            ("hft-1", at(6, PodPhase::Failed)),
+            ("vwap-2", at(7, PodPhase::Running)),
+        ]);
+        let found: Vec<(String, PodPhase)> = store
+            .get(&asked)
+            .expect("synced")
+            .into_iter()
+            .map(|p| (p.name.to_string(), p.phase))
+            .collect();
+        assert_eq!(
+            found,
+            [
+                ("vwap-1".into(), PodPhase::Running),
+                ("hft-1".into(), PodPhase::Failed)
+            ]
+        );
     }
 
     #[tokio::test]

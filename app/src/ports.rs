@@ -223,12 +223,13 @@ pub trait PodRuntime: Send + Sync + 'static {
     /// The managed pods that exist now, with their phases.
     async fn list(&self) -> Result<Vec<ObservedPod>, RuntimeError>;
 
-    /// The managed pods of `client` (named `{algorithm}-{client}`) that exist now. The default
-    /// filters [`PodRuntime::list`]: cheap for a runtime whose list answers from memory (the
-    /// fake, and the Kubernetes runtime once its watch store has synced).
-    async fn list_client(&self, client: ClientId) -> Result<Vec<ObservedPod>, RuntimeError> {
+    /// The managed pods among `names` that exist now (a client's sync state asks for the pods
+    /// of its catalogue's algorithms). The default filters [`PodRuntime::list`]; the Kubernetes
+    /// runtime looks the names up in its watch store once it has synced, so one client's
+    /// `GET` costs a few lookups, not a copy of every managed pod.
+    async fn list_named(&self, names: &[PodName]) -> Result<Vec<ObservedPod>, RuntimeError> {
         let mut pods = self.list().await?;
-        pods.retain(|pod| pod.name.owner().is_some_and(|(_, id)| id == client));
+        pods.retain(|pod| names.contains(&pod.name));
         Ok(pods)
     }
 

@@ -164,7 +164,13 @@ impl Service {
     pub async fn client_with_sync(&self, id: ClientId) -> Result<(Client, SyncView), ServiceError> {
         let client = self.repo.get(id).await?;
         let retries = self.repo.client_pod_retries(id).await?;
-        let sync = match self.runtime.list_client(id).await {
+        let names: Vec<PodName> = self
+            .catalogue
+            .algorithms()
+            .iter()
+            .map(|&algorithm| PodName::of(algorithm, id))
+            .collect();
+        let sync = match self.runtime.list_named(&names).await {
             Ok(observed) => SyncView::Known(self.sync_of(&client, &observed, &retries)),
             Err(e) => SyncView::Unknown(e),
         };

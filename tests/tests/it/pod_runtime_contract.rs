@@ -388,6 +388,32 @@ async fn the_restart_mark_a_pod_was_created_for_is_listed_with_it(h: impl Harnes
     assert_eq!(marks, [None, Some(mark)], "twap-7, vwap-7");
 }
 
+async fn list_named_shows_the_named_managed_pods_that_exist(h: impl Harness) {
+    // A client's sync state asks for its catalogue's pods by name: only those that exist and
+    // are alsy's come back.
+    assert!(
+        h.add_foreign_pod("twap-1").await,
+        "the runtime holds foreign pods"
+    );
+    for (algorithm, client) in [("VWAP", 1), ("HFT", 1), ("VWAP", 2)] {
+        h.runtime()
+            .create(&desired(Algorithm::named(algorithm), client))
+            .await
+            .unwrap();
+    }
+    let asked: Vec<PodName> = ["vwap-1", "twap-1", "hft-1", "x-1"]
+        .iter()
+        .map(|n| PodName::parse(n).unwrap())
+        .collect();
+    let mut named = h.runtime().list_named(&asked).await.unwrap();
+    named.sort_by(|a, b| a.name.cmp(&b.name));
+    assert_eq!(
+        named.iter().map(|p| p.name.as_str()).collect::<Vec<_>>(),
+        vec!["hft-1", "vwap-1"]
+    );
+    assert!(named.iter().all(|p| !p.phase.is_terminated()), "{named:?}");
+}
+
 async fn list_never_shows_a_pod_alsy_does_not_manage(h: impl Harness) {
     // A foreign pod with a name alsy could have given is the dangerous one.
     let held = h.add_foreign_pod("vwap-99").await & h.add_foreign_pod("nginx").await;
@@ -513,6 +539,7 @@ contract!(
     a_deleted_pod_is_listed_terminating_until_its_grace_period_ends,
     the_restart_mark_a_pod_was_created_for_is_listed_with_it,
     list_never_shows_a_pod_alsy_does_not_manage,
+    list_named_shows_the_named_managed_pods_that_exist,
     creating_a_pod_whose_name_a_foreign_pod_holds_is_rejected_naming_it,
     phases_are_reported_as_the_runtime_sees_them,
 );
