@@ -9,8 +9,9 @@ use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
 
 use alsy_domain::{AlgorithmStatus, ClientId, ClientSpec};
 
+use crate::retries::RetryRow;
 use crate::rows::{ClientRow, Joined, SpecColumns, StatusRow};
-use crate::schema::{algorithm_status, clients};
+use crate::schema::{algorithm_status, clients, pod_retries};
 use crate::switches;
 
 /// The `updated_at` of an API write: now, but strictly after the previous value even when two
@@ -33,6 +34,21 @@ pub(crate) async fn find(
         .first(conn)
         .await
         .optional()
+}
+
+/// One client with its status and its pods' retry schedules: a row per schedule, or a single
+/// row without one (a LEFT JOIN); none if the client does not exist.
+pub(crate) async fn find_with_retries(
+    conn: &mut AsyncPgConnection,
+    id: ClientId,
+) -> QueryResult<Vec<(Joined, Option<RetryRow>)>> {
+    clients::table
+        .inner_join(algorithm_status::table)
+        .left_join(pod_retries::table.on(pod_retries::client_id.eq(clients::id.nullable())))
+        .filter(clients::id.eq(id.get()))
+        .select((<Joined>::as_select(), Option::<RetryRow>::as_select()))
+        .load(conn)
+        .await
 }
 
 /// Up to `limit` clients with ids above `after`, in id order.

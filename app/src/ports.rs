@@ -110,6 +110,16 @@ pub trait ClientRepository: Send + Sync + 'static {
     /// The retry schedules of `client`'s pods, in pod-name order.
     async fn client_pod_retries(&self, client: ClientId) -> Result<Vec<PodRetry>, RepoError>;
 
+    /// `get(id)` and `client_pod_retries(id)` together, as `GET /api/v1/clients/{id}` needs
+    /// them. Storage that can read both in one round trip overrides this.
+    async fn client_with_retries(
+        &self,
+        id: ClientId,
+    ) -> Result<(Client, Vec<PodRetry>), RepoError> {
+        let client = self.get(id).await?;
+        Ok((client, self.client_pod_retries(id).await?))
+    }
+
     /// Stores `changed` schedules (replacing any of the same pod) and forgets those of `cleared`,
     /// in one transaction.
     async fn save_pod_retries(

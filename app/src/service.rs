@@ -162,8 +162,7 @@ impl Service {
     /// One client with its sync state. Any replica answers the same: the retry schedules are
     /// read from storage, the pods from this replica's runtime.
     pub async fn client_with_sync(&self, id: ClientId) -> Result<(Client, SyncView), ServiceError> {
-        let client = self.repo.get(id).await?;
-        let retries = self.repo.client_pod_retries(id).await?;
+        let (client, retries) = self.repo.client_with_retries(id).await?;
         let names: Vec<PodName> = self
             .catalogue
             .algorithms()

@@ -44,13 +44,15 @@ enum Side {
     After,
 }
 
-/// One binary's run in one round: per load, req/s, alsy CPU µs per request and errors.
+/// One binary's run in one round: per load, req/s, CPU µs per request (alsy's, PostgreSQL's)
+/// and errors.
 struct Run {
     round: usize,
     side: Side,
     load1: f64,
     rps: [f64; 3],
     cpu_us: [f64; 3],
+    pg_us: [f64; 3],
     errors: u64,
     priority: String,
 }
@@ -116,6 +118,7 @@ async fn measure(
         load1: load_average(),
         rps: [0.0; 3],
         cpu_us: [0.0; 3],
+        pg_us: [0.0; 3],
         errors: 0,
         priority: Niceness::take(alsy.pid()).describe(),
     };
@@ -124,13 +127,17 @@ async fn measure(
         let result = closed_loop(http, &spec, mix).await?;
         let cpu = CpuSnapshot::take(alsy.pid()).since(&before);
         run.rps[i] = result.rps();
-        run.cpu_us[i] = cpu.alsy.as_secs_f64() * 1e6 / result.requests.max(1) as f64;
+        let per_request =
+            |used: std::time::Duration| used.as_secs_f64() * 1e6 / result.requests.max(1) as f64;
+        run.cpu_us[i] = per_request(cpu.alsy);
+        run.pg_us[i] = per_request(cpu.postgres);
         run.errors += result.errors();
         progress(format!(
-            "api-ab:   {}: {:.0} req/s, {:.0} µs CPU/req, {} errors{}",
+            "api-ab:   {}: {:.0} req/s, CPU/req {:.0} µs alsy, {:.0} µs PostgreSQL, {} errors{}",
             mix.label(),
             run.rps[i],
             run.cpu_us[i],
+            run.pg_us[i],
             result.errors(),
             result
                 .first_error
@@ -177,6 +184,7 @@ fn render(options: &Options, args: &AbArgs, runs: &[Run]) -> String {
         "read req/s",
         "mixed req/s",
         "alsy CPU µs/req (write/read/mixed)",
+        "PostgreSQL CPU µs/req (write/read/mixed)",
         "errors",
     ]);
     for r in runs {
@@ -191,6 +199,7 @@ fn render(options: &Options, args: &AbArgs, runs: &[Run]) -> String {
                 "{:.0} / {:.0} / {:.0}",
                 r.cpu_us[0], r.cpu_us[1], r.cpu_us[2]
             ),
+            format!("{:.0} / {:.0} / {:.0}", r.pg_us[0], r.pg_us[1], r.pg_us[2]),
             r.errors.to_string(),
         ]);
     }
@@ -202,6 +211,7 @@ fn render(options: &Options, args: &AbArgs, runs: &[Run]) -> String {
         "change of the medians",
         "median of the rounds' after/before",
         "alsy CPU µs/req before → after (medians)",
+        "PostgreSQL CPU µs/req before → after (medians)",
         "target: ≤ 5 % lower",
     ]);
     for (i, mix) in MIXES.into_iter().enumerate() {
@@ -227,6 +237,11 @@ fn render(options: &Options, args: &AbArgs, runs: &[Run]) -> String {
                 median(side(Side::Before).map(|r| r.cpu_us[i]).collect()),
                 median(side(Side::After).map(|r| r.cpu_us[i]).collect())
             ),
+            format!(
+                "{:.0} → {:.0}",
+                median(side(Side::Before).map(|r| r.pg_us[i]).collect()),
+                median(side(Side::After).map(|r| r.pg_us[i]).collect())
+            ),
             verdict(change >= -ALLOWED_DROP).to_string(),
         ]);
     }
@@ -237,7 +252,7 @@ fn render(options: &Options, args: &AbArgs, runs: &[Run]) -> String {
          {:?} mixed warm-up, {} clients seeded with SQL, fake runtime, no reconcile pass during the load, log level \
          warn), each run on a fresh database, interleaved in one run: round 1 runs before then after, round 2 after \
          then before, and so on, so that the machine's noise and drift reach both. `{}` is `--alsy-bin`{}{}. \
-         alsy CPU is user + system time from /proc per answered request. Scheduling priority: {}.\n\n{}\n### Medians\n\n{}",
+         CPU is user + system time from /proc per answered request: alsy's process, and all of PostgreSQL's (backends, background workers and the exited backends the postmaster reaped). Scheduling priority: {}.\n\n{}\n### Medians\n\n{}",
         args.before.display(),
         args.before_label,
         args.after_label,

@@ -37,6 +37,9 @@ struct Run {
     create_requests: usize,
     /// Passes by trigger, from alsy's log.
     passes: Vec<(String, usize)>,
+    /// The pod whose create came last, and when each of its creates arrived, in seconds from
+    /// the last write (negative: before it): the gaps are its retry waits.
+    slowest: Option<(String, Vec<f64>)>,
 }
 
 /// Runs `options.converge_runs` runs, each against a fresh API server and database.
@@ -83,12 +86,27 @@ async fn measure(db: &BenchDatabase, options: &Options, seed: u64) -> anyhow::Re
     }
     alsy.stop().await?;
     let _ = std::fs::remove_file(&kubeconfig);
-    let (writes, converged, at) = outcome?;
-    let create_requests = kube
+    let (written, writes, converged, at) = outcome?;
+    let creates: Vec<_> = kube
         .requests()
-        .iter()
+        .into_iter()
         .filter(|r| r.verb == Some(Verb::Create))
-        .count();
+        .collect();
+    let create_requests = creates.len();
+    let mut by_pod: std::collections::HashMap<String, Vec<Instant>> = Default::default();
+    for create in creates {
+        if let Some(pod) = create.pod {
+            by_pod.entry(pod).or_default().push(create.at.into_std());
+        }
+    }
+    let since_written = |at: Instant| match at.checked_duration_since(written) {
+        Some(after) => after.as_secs_f64(),
+        None => -written.duration_since(at).as_secs_f64(),
+    };
+    let slowest = by_pod
+        .into_iter()
+        .max_by_key(|(_, times)| times.last().copied())
+        .map(|(pod, times)| (pod, times.into_iter().map(since_written).collect()));
     Ok(Run {
         seed,
         writes,
@@ -97,6 +115,7 @@ async fn measure(db: &BenchDatabase, options: &Options, seed: u64) -> anyhow::Re
         injected: kube.random_failures_injected(),
         create_requests,
         passes,
+        slowest,
     })
 }
 
@@ -107,7 +126,7 @@ async fn drive(
     http: &reqwest::Client,
     clients: usize,
     pods: usize,
-) -> anyhow::Result<(Duration, Option<Duration>, [usize; 3])> {
+) -> anyhow::Result<(Instant, Duration, Option<Duration>, [usize; 3])> {
     let began = Instant::now();
     for n in 0..clients {
         let body = json!({"name": format!("converge {n}"), "version": 1,
@@ -153,7 +172,7 @@ async fn drive(
     if kube.pods(NAMESPACE).len() > pods {
         bail!("more pods than clients × 3: the bench is wrong");
     }
-    Ok((writes, converged, at))
+    Ok((written, writes, converged, at))
 }
 
 /// `pass finished` lines of alsy's log, counted by trigger.
@@ -184,6 +203,7 @@ fn render(runs: &[Run], options: &Options) -> String {
         "failures injected",
         "create requests",
         "passes (trigger × n)",
+        "last pod: its creates, s from the last write",
         "target ≤ 30 s",
     ]);
     for run in runs {
@@ -200,6 +220,10 @@ fn render(runs: &[Run], options: &Options) -> String {
             run.injected.to_string(),
             run.create_requests.to_string(),
             passes.join(", "),
+            run.slowest.as_ref().map_or("—".into(), |(pod, times)| {
+                let times: Vec<String> = times.iter().map(|t| format!("{t:.1}")).collect();
+                format!("{pod}: {}", times.join(", "))
+            }),
             verdict(run.converged.is_some_and(|d| d <= TARGET)).to_string(),
         ]);
     }

@@ -94,6 +94,8 @@ pub fn write_results(
         "kube",
         "watch",
         "converge",
+        // Written by hand (issue 10's growth factors compared); kept as it is.
+        "converge-factors",
         "soak",
         "restart",
         // Written by hand (issue 12's before/after run); kept as it is.

@@ -131,6 +131,13 @@ impl<R: ClientRepository> ClientRepository for Timed<R> {
         self.inner.client_pod_retries(client).await
     }
 
+    async fn client_with_retries(
+        &self,
+        id: ClientId,
+    ) -> Result<(Client, Vec<PodRetry>), RepoError> {
+        self.inner.client_with_retries(id).await
+    }
+
     async fn save_pod_retries(
         &self,
         changed: &[PodRetry],

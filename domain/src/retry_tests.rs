@@ -45,13 +45,17 @@ proptest! {
     }
 
     #[test]
-    fn the_ceiling_doubles_until_the_maximum(
+    fn the_ceiling_grows_by_the_growth_factor_until_the_maximum(
         backoff in backoff_strategy(),
         attempt in 1u32..=200,
     ) {
         let (this, next) = (backoff.ceiling(attempt), backoff.ceiling(attempt + 1));
         prop_assert!(next >= this);
-        prop_assert_eq!(next, (this * 2).min(backoff.max()));
+        prop_assert!(next <= backoff.max());
+        // Computed in f64 seconds: equal to the exact figure within a microsecond.
+        let exact = this.mul_f64(Backoff::GROWTH).min(backoff.max());
+        let apart = next.abs_diff(exact);
+        prop_assert!(apart <= Duration::from_micros(1), "{next:?} against {exact:?}");
     }
 
     #[test]
@@ -93,8 +97,12 @@ fn the_defaults_are_one_second_to_five_minutes() {
     assert_eq!(backoff.base(), Duration::from_secs(1));
     assert_eq!(backoff.max(), Duration::from_secs(300));
     assert_eq!(backoff.ceiling(1), Duration::from_secs(1));
-    assert_eq!(backoff.ceiling(4), Duration::from_secs(8));
-    assert_eq!(backoff.ceiling(10), Duration::from_secs(300));
+    assert_eq!(backoff.ceiling(2), Duration::from_millis(1_300));
+    assert_eq!(backoff.ceiling(4), Duration::from_millis(2_197));
+    // 1.3^21 s = 247.1 s; 1.3^22 s is over the 5-minute maximum.
+    assert!(backoff.ceiling(22) < Duration::from_secs(300));
+    assert_eq!(backoff.ceiling(23), Duration::from_secs(300));
+    assert_eq!(backoff.ceiling(u32::MAX), Duration::from_secs(300));
 }
 
 #[test]
@@ -129,7 +137,7 @@ fn failures_of_one_intent_count_up_and_a_new_intent_starts_afresh() {
         1.0,
     );
     assert_eq!(second.attempts, 2);
-    assert_eq!(second.next_retry_at, now + Duration::from_secs(2));
+    assert_eq!(second.next_retry_at, now + Duration::from_millis(1_300));
 
     let changed = PodAction::Create(pod("algo:2"));
     assert!(!second.is_for(&changed), "a new image is a new intent");

@@ -63,6 +63,7 @@ contract![
     desired_state_reads_every_client_with_its_status,
     ping_answers,
     pod_retry_schedules_are_stored_replaced_and_cleared,
+    a_client_is_read_with_its_pods_retry_schedules,
 ];
 
 /// A spec differing from [`spec`] in every field but the name.

@@ -3,8 +3,9 @@
 
 use std::time::Duration;
 
+use alsy_app::RepoError;
 use alsy_domain::{Algorithm, ClientId, Intent, Operation, PodName, PodRetry};
-use alsy_tests::fixtures::pod;
+use alsy_tests::fixtures::{pod, spec};
 
 use super::{Repo, now};
 
@@ -79,4 +80,41 @@ pub(super) async fn pod_retry_schedules_are_stored_replaced_and_cleared(repo: Re
             .unwrap(),
         []
     );
+}
+
+/// `client_with_retries` answers what `get` and `client_pod_retries` answer apart (PostgreSQL
+/// reads both in one query): schedules of other clients and of no client stay out, a client
+/// without schedules comes with none, and a missing client is not found.
+pub(super) async fn a_client_is_read_with_its_pods_retry_schedules(repo: Repo) {
+    let busy = repo.create(&spec("busy")).await.unwrap();
+    let other = repo.create(&spec("other")).await.unwrap();
+    let calm = repo.create(&spec("calm")).await.unwrap();
+    let vwap = retry(pod(Algorithm::named("VWAP"), busy.id), 4);
+    let hft = PodRetry {
+        operation: Operation::Delete,
+        rejected: true,
+        ..retry(pod(Algorithm::named("HFT"), busy.id), 1)
+    };
+    let elsewhere = retry(pod(Algorithm::named("VWAP"), other.id), 2);
+    let stray = retry(PodName::parse("leftover").unwrap(), 1);
+    repo.save_pod_retries(&[vwap.clone(), elsewhere.clone(), hft.clone(), stray], &[])
+        .await
+        .unwrap();
+
+    for (client, schedules) in [
+        (&busy, vec![hft, vwap]),
+        (&other, vec![elsewhere]),
+        (&calm, vec![]),
+    ] {
+        let (read, retries) = repo.client_with_retries(client.id).await.unwrap();
+        assert_eq!(read, repo.get(client.id).await.unwrap());
+        assert_eq!(read, *client);
+        assert_eq!(retries, schedules, "client {:?}", client.id);
+        assert_eq!(retries, repo.client_pod_retries(client.id).await.unwrap());
+    }
+    let missing = ClientId::new(busy.id.get() + 1_000).unwrap();
+    assert!(matches!(
+        repo.client_with_retries(missing).await,
+        Err(RepoError::NotFound(id)) if id == missing
+    ));
 }
