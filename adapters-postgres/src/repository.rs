@@ -9,13 +9,14 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, SystemTime};
 
 use async_trait::async_trait;
-use diesel_async::SimpleAsyncConnection;
+use diesel::QueryResult;
+use diesel_async::{AsyncPgConnection, SimpleAsyncConnection};
 use slog::{Logger, error, info, o, warn};
 
 use alsy_app::{ClientRepository, RepoError, StoredClients};
 use alsy_domain::{
-    Acknowledgement, AlgorithmStatus, Client, ClientId, ClientSpec, Page, PageRequest, PodName,
-    PodRetry,
+    Acknowledgement, AlgorithmStatus, Client, ClientId, ClientName, ClientSpec, Page, PageRequest,
+    PodName, PodRetry,
 };
 
 use crate::connect::{ConnectError, Connector};
@@ -111,6 +112,23 @@ impl PostgresRepository {
         })
     }
 
+    /// Runs `query` on a pooled connection within `timeout` (the wait for a connection
+    /// included), then hands the connection back; a unique violation names `name`.
+    async fn call<T>(
+        &self,
+        timeout: Duration,
+        name: Option<&ClientName>,
+        query: impl AsyncFnOnce(&mut AsyncPgConnection) -> QueryResult<T>,
+    ) -> Result<T, RepoError> {
+        self.bounded(timeout, async {
+            let mut lease = self.lease().await?;
+            let result = query(lease.conn()).await;
+            lease.release();
+            result.map_err(|e| query_failed(e, name))
+        })
+        .await
+    }
+
     /// Reads rows as clients, setting apart the ones that no longer parse so that a bad row
     /// affects only itself. A row whose id is not even positive (a hand edit) can own no pods
     /// and no API route can name it: it is logged and left out.
@@ -129,11 +147,8 @@ impl PostgresRepository {
     /// Reads schedules, leaving out (and logging) rows that no longer parse.
     async fn load_retries(&self, client: Option<ClientId>) -> Result<Vec<PodRetry>, RepoError> {
         let rows = self
-            .bounded(self.read_timeout, async {
-                let mut lease = self.lease().await?;
-                let rows = retries::load(lease.conn(), client).await;
-                lease.release();
-                rows.map_err(|e| query_failed(e, None))
+            .call(self.read_timeout, None, async |conn| {
+                retries::load(conn, client).await
             })
             .await?;
         Ok(self.parse_retries(rows))
@@ -169,13 +184,12 @@ impl PostgresRepository {
 #[async_trait]
 impl ClientRepository for PostgresRepository {
     async fn create(&self, spec: &ClientSpec) -> Result<Client, RepoError> {
-        self.bounded(self.write_timeout, async {
-            let mut lease = self.lease().await?;
-            let inserted = queries::insert(lease.conn(), spec).await;
-            lease.release();
-            rows::client(inserted.map_err(|e| query_failed(e, Some(&spec.name)))?)
-        })
-        .await
+        let inserted = self
+            .call(self.write_timeout, Some(&spec.name), async |conn| {
+                queries::insert(conn, spec).await
+            })
+            .await?;
+        rows::client(inserted)
     }
 
     async fn update(
@@ -184,14 +198,12 @@ impl ClientRepository for PostgresRepository {
         spec: &ClientSpec,
         need_restart: bool,
     ) -> Result<Client, RepoError> {
-        self.bounded(self.write_timeout, async {
-            let mut lease = self.lease().await?;
-            let updated = queries::update(lease.conn(), id, spec, need_restart).await;
-            lease.release();
-            let updated = updated.map_err(|e| query_failed(e, Some(&spec.name)))?;
-            rows::client(updated.ok_or(RepoError::NotFound(id))?)
-        })
-        .await
+        let updated = self
+            .call(self.write_timeout, Some(&spec.name), async |conn| {
+                queries::update(conn, id, spec, need_restart).await
+            })
+            .await?;
+        rows::client(updated.ok_or(RepoError::NotFound(id))?)
     }
 
     async fn set_status(
@@ -200,83 +212,72 @@ impl ClientRepository for PostgresRepository {
         status: AlgorithmStatus,
         need_restart: bool,
     ) -> Result<Client, RepoError> {
-        self.bounded(self.write_timeout, async {
-            let mut lease = self.lease().await?;
-            let updated = queries::set_status(lease.conn(), id, &status, need_restart).await;
-            lease.release();
-            let updated = updated.map_err(|e| query_failed(e, None))?;
-            rows::client(updated.ok_or(RepoError::NotFound(id))?)
-        })
-        .await
+        let updated = self
+            .call(self.write_timeout, None, async |conn| {
+                queries::set_status(conn, id, &status, need_restart).await
+            })
+            .await?;
+        rows::client(updated.ok_or(RepoError::NotFound(id))?)
     }
 
     async fn delete(&self, id: ClientId) -> Result<(), RepoError> {
-        self.bounded(self.write_timeout, async {
-            let mut lease = self.lease().await?;
-            let deleted = queries::delete(lease.conn(), id).await;
-            lease.release();
-            match deleted.map_err(|e| query_failed(e, None))? {
-                true => Ok(()),
-                false => Err(RepoError::NotFound(id)),
-            }
-        })
-        .await
+        let deleted = self
+            .call(self.write_timeout, None, async |conn| {
+                queries::delete(conn, id).await
+            })
+            .await?;
+        match deleted {
+            true => Ok(()),
+            false => Err(RepoError::NotFound(id)),
+        }
     }
 
     async fn get(&self, id: ClientId) -> Result<Client, RepoError> {
-        self.bounded(self.read_timeout, async {
-            let mut lease = self.lease().await?;
-            let found = queries::find(lease.conn(), id).await;
-            lease.release();
-            let found = found.map_err(|e| query_failed(e, None))?;
-            rows::client(found.ok_or(RepoError::NotFound(id))?)
-        })
-        .await
+        let found = self
+            .call(self.read_timeout, None, async |conn| {
+                queries::find(conn, id).await
+            })
+            .await?;
+        rows::client(found.ok_or(RepoError::NotFound(id))?)
     }
 
     async fn list(&self, page: PageRequest) -> Result<Page, RepoError> {
         let limit = page.limit.clamp(1, PageRequest::MAX_LIMIT) as usize;
-        self.bounded(self.read_timeout, async {
-            let mut lease = self.lease().await?;
-            // One row more than asked tells whether another page follows.
-            let fetched = queries::page(lease.conn(), page.after, limit as i64 + 1).await;
-            lease.release();
-            let mut fetched = fetched.map_err(|e| query_failed(e, None))?;
-            let more = fetched.len() > limit;
-            fetched.truncate(limit);
-            // The cursor is the last row of the page, usable or not.
-            let next = match more {
-                true => fetched.last().and_then(|(row, _)| ClientId::new(row.id)),
-                false => None,
-            };
-            let read = self.read_rows(fetched);
-            Ok(Page {
-                items: read.clients,
-                unusable: read.unusable,
-                next,
+        // One row more than asked tells whether another page follows.
+        let mut fetched = self
+            .call(self.read_timeout, None, async |conn| {
+                queries::page(conn, page.after, limit as i64 + 1).await
             })
+            .await?;
+        let more = fetched.len() > limit;
+        fetched.truncate(limit);
+        // The cursor is the last row of the page, usable or not.
+        let next = match more {
+            true => fetched.last().and_then(|(row, _)| ClientId::new(row.id)),
+            false => None,
+        };
+        let read = self.read_rows(fetched);
+        Ok(Page {
+            items: read.clients,
+            unusable: read.unusable,
+            next,
         })
-        .await
     }
 
     async fn desired_state(&self) -> Result<StoredClients, RepoError> {
-        self.bounded(self.read_timeout, async {
-            let mut lease = self.lease().await?;
-            let all = queries::everything(lease.conn()).await;
-            lease.release();
-            Ok(self.read_rows(all.map_err(|e| query_failed(e, None))?))
-        })
-        .await
+        let all = self
+            .call(self.read_timeout, None, async |conn| {
+                queries::everything(conn).await
+            })
+            .await?;
+        Ok(self.read_rows(all))
     }
 
     async fn acknowledge(&self, ack: Acknowledgement, at: SystemTime) -> Result<bool, RepoError> {
         let restart_seen = ack.restart_seen.map(rows::db_time).transpose()?;
         let at = rows::db_time(at)?;
-        self.bounded(self.write_timeout, async {
-            let mut lease = self.lease().await?;
-            let changed = queries::acknowledge(lease.conn(), ack.client_id, restart_seen, at).await;
-            lease.release();
-            changed.map_err(|e| query_failed(e, None))
+        self.call(self.write_timeout, None, async |conn| {
+            queries::acknowledge(conn, ack.client_id, restart_seen, at).await
         })
         .await
     }
@@ -296,11 +297,8 @@ impl ClientRepository for PostgresRepository {
         }
         let at = rows::db_time(at)?;
         let changed: HashSet<i64> = self
-            .bounded(self.write_timeout, async {
-                let mut lease = self.lease().await?;
-                let changed = queries::acknowledge_all(lease.conn(), &plain, &restarts, at).await;
-                lease.release();
-                changed.map_err(|e| query_failed(e, None))
+            .call(self.write_timeout, None, async |conn| {
+                queries::acknowledge_all(conn, &plain, &restarts, at).await
             })
             .await?
             .into_iter()
@@ -312,11 +310,8 @@ impl ClientRepository for PostgresRepository {
     }
 
     async fn ping(&self) -> Result<(), RepoError> {
-        self.bounded(self.read_timeout, async {
-            let mut lease = self.lease().await?;
-            let answered = lease.conn().batch_execute("SELECT 1").await;
-            lease.release();
-            answered.map_err(|e| query_failed(e, None))
+        self.call(self.read_timeout, None, async |conn| {
+            conn.batch_execute("SELECT 1").await
         })
         .await
     }
@@ -336,11 +331,8 @@ impl ClientRepository for PostgresRepository {
         id: ClientId,
     ) -> Result<(Client, Vec<PodRetry>), RepoError> {
         let rows = self
-            .bounded(self.read_timeout, async {
-                let mut lease = self.lease().await?;
-                let rows = queries::find_with_retries(lease.conn(), id).await;
-                lease.release();
-                rows.map_err(|e| query_failed(e, None))
+            .call(self.read_timeout, None, async |conn| {
+                queries::find_with_retries(conn, id).await
             })
             .await?;
         let mut rows = rows.into_iter();
@@ -360,11 +352,8 @@ impl ClientRepository for PostgresRepository {
             .map(RetryRow::of)
             .collect::<Result<Vec<_>, _>>()?;
         let cleared: Vec<String> = cleared.iter().map(ToString::to_string).collect();
-        self.bounded(self.write_timeout, async {
-            let mut lease = self.lease().await?;
-            let saved = retries::save(lease.conn(), &changed, &cleared).await;
-            lease.release();
-            saved.map_err(|e| query_failed(e, None))
+        self.call(self.write_timeout, None, async |conn| {
+            retries::save(conn, &changed, &cleared).await
         })
         .await
     }
