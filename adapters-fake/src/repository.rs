@@ -138,7 +138,11 @@ impl ClientRepository for InMemoryRepository {
         }
         client.need_restart |= need_restart;
         client.updated_at = next_write_time(client.updated_at);
-        Ok(client.clone())
+        // As the port says: the switches as written, a kept one not read back.
+        Ok(Client {
+            status,
+            ..client.clone()
+        })
     }
 
     async fn delete(&self, id: ClientId) -> Result<(), RepoError> {

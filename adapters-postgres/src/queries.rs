@@ -11,7 +11,7 @@ use alsy_domain::{AlgorithmStatus, ClientId, ClientSpec};
 
 use crate::retries::RetryRow;
 use crate::rows::{ClientRow, Joined, SpecColumns, StatusRow};
-use crate::schema::{algorithm_status, clients, pod_retries};
+use crate::schema::{algorithm_status, clients};
 use crate::switches;
 
 /// The `updated_at` of an API write: now, but strictly after the previous value even when two
@@ -42,13 +42,43 @@ pub(crate) async fn find_with_retries(
     conn: &mut AsyncPgConnection,
     id: ClientId,
 ) -> QueryResult<Vec<(Joined, Option<RetryRow>)>> {
-    clients::table
-        .inner_join(algorithm_status::table)
-        .left_join(pod_retries::table.on(pod_retries::client_id.eq(clients::id.nullable())))
-        .filter(clients::id.eq(id.get()))
-        .select((<Joined>::as_select(), Option::<RetryRow>::as_select()))
-        .load(conn)
-        .await
+    FindWithRetriesQuery { id: id.get() }.load(conn).await
+}
+
+/// The statement of [`find_with_retries`], written out. diesel-async builds a query's text on
+/// every call, even when it runs the cached prepared statement: for this one, as diesel's query
+/// builder wrote it, that was 29,000 instructions of a read's 134,000 (callgrind,
+/// `bench/ab/instructions.py`). Written out, the text is one copied string. The columns are in
+/// the order of the row structs' fields, which [`diesel::Query::SqlType`] is derived from; the
+/// repository contract's `a_client_is_read_with_its_pods_retry_schedules` compares what this
+/// reads with what `get` and `client_pod_retries` read.
+#[derive(Debug, Clone, Copy, diesel::query_builder::QueryId)]
+struct FindWithRetriesQuery {
+    id: i64,
+}
+
+impl diesel::query_builder::QueryFragment<diesel::pg::Pg> for FindWithRetriesQuery {
+    fn walk_ast<'b>(
+        &'b self,
+        mut out: diesel::query_builder::AstPass<'_, 'b, diesel::pg::Pg>,
+    ) -> QueryResult<()> {
+        out.push_sql(
+            "SELECT c.id, c.name, c.version, c.image, c.cpu, c.mem, c.priority, c.need_restart, \
+             c.spawned_at, c.created_at, c.updated_at, s.switches, \
+             r.pod, r.client_id, r.operation, r.intent, r.attempts, r.error, r.rejected, \
+             r.failed_at, r.next_retry_at \
+             FROM clients c JOIN algorithm_status s ON s.client_id = c.id \
+             LEFT JOIN pod_retries r ON r.client_id = c.id WHERE c.id = ",
+        );
+        out.push_bind_param::<BigInt, _>(&self.id)
+    }
+}
+
+impl diesel::query_builder::Query for FindWithRetriesQuery {
+    type SqlType = diesel::dsl::SqlTypeOf<(
+        diesel::dsl::AsSelect<Joined, diesel::pg::Pg>,
+        diesel::dsl::AsSelect<Option<RetryRow>, diesel::pg::Pg>,
+    )>;
 }
 
 /// Up to `limit` clients with ids above `after`, in id order.
@@ -132,7 +162,10 @@ pub(crate) async fn update(
 /// diesel never caches an `UpdateStatement` or a `sql_query` — which makes the hottest write one
 /// round trip instead of five (BEGIN, two re-parsed UPDATEs, COMMIT).
 /// The switches are merged into the stored object (`||`): a switch of an algorithm not in the
-/// write, one dropped from the catalogue, keeps its stored value.
+/// write, one dropped from the catalogue, keeps its stored value. Only the client's columns come
+/// back, in [`ClientRow`]'s order, not the merged object: sending that back and joining the two
+/// updates cost PostgreSQL 11 % of the statement's instructions (`bench/ab/pg_instructions.py`;
+/// bench/RESULTS.md, "6. Issue 12: before and after the catalogue").
 #[derive(Debug, Clone, diesel::query_builder::QueryId)]
 struct SetStatusQuery {
     id: i64,
@@ -158,46 +191,32 @@ impl diesel::query_builder::QueryFragment<diesel::pg::Pg> for SetStatusQuery {
         );
         out.push_bind_param::<Text, _>(&self.switches)?;
         out.push_sql(
-            "::jsonb WHERE client_id = (SELECT id FROM c) RETURNING client_id, switches) \
-             SELECT c.id, c.name, c.version, c.image, c.cpu, c.mem, c.priority, c.need_restart, \
-             c.spawned_at, c.created_at, c.updated_at, s.switches \
-             FROM c JOIN s ON s.client_id = c.id",
+            "::jsonb WHERE client_id = (SELECT id FROM c)) \
+             SELECT id, name, version, image, cpu, mem, priority, need_restart, spawned_at, \
+             created_at, updated_at FROM c",
         );
         Ok(())
     }
 }
 
 impl diesel::query_builder::Query for SetStatusQuery {
-    type SqlType = (
-        (
-            diesel::sql_types::BigInt,
-            diesel::sql_types::Text,
-            diesel::sql_types::Integer,
-            diesel::sql_types::Text,
-            diesel::sql_types::Text,
-            diesel::sql_types::Text,
-            diesel::sql_types::Double,
-            diesel::sql_types::Bool,
-            diesel::sql_types::Nullable<diesel::sql_types::Timestamptz>,
-            diesel::sql_types::Timestamptz,
-            diesel::sql_types::Timestamptz,
-        ),
-        (diesel::sql_types::Jsonb,),
-    );
+    type SqlType = diesel::dsl::SqlTypeOf<diesel::dsl::AsSelect<ClientRow, diesel::pg::Pg>>;
 }
 
+/// The client's row after [`SetStatusQuery`]; `None` if it does not exist. A data-modifying
+/// `WITH` runs whether or not the statement reads it, so the status row is updated too.
 pub(crate) async fn set_status(
     conn: &mut AsyncPgConnection,
     id: ClientId,
     status: &AlgorithmStatus,
     mark: bool,
-) -> QueryResult<Option<Joined>> {
+) -> QueryResult<Option<ClientRow>> {
     SetStatusQuery {
         id: id.get(),
         mark,
         switches: switches::json(status.switches()),
     }
-    .get_result::<Joined>(conn)
+    .get_result::<ClientRow>(conn)
     .await
     .optional()
 }

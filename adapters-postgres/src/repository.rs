@@ -25,6 +25,21 @@ use crate::pool::{self, Lease, ManagerError, Pool};
 use crate::retries::RetryRow;
 use crate::{AdvisoryPassLock, PostgresError, PostgresSettings, queries, retries, rows};
 
+/// Reads rows as clients, setting apart the ones that no longer parse so that a bad row affects
+/// only itself. A row whose id is not even positive (a hand edit) can own no pods and no API
+/// route can name it: it is logged and left out.
+fn read_rows(rows: Vec<rows::Joined>, log: &Logger) -> StoredClients {
+    let mut read = StoredClients::default();
+    for row in rows {
+        match rows::client(row) {
+            Ok(client) => read.clients.push(client),
+            Err(RepoError::Unusable(unusable)) => read.unusable.push(unusable),
+            Err(other) => error!(log, "stored row left out"; "error" => %other),
+        }
+    }
+    read
+}
+
 /// Clients in PostgreSQL; clones share the pool.
 #[derive(Clone)]
 pub struct PostgresRepository {
@@ -129,21 +144,6 @@ impl PostgresRepository {
         .await
     }
 
-    /// Reads rows as clients, setting apart the ones that no longer parse so that a bad row
-    /// affects only itself. A row whose id is not even positive (a hand edit) can own no pods
-    /// and no API route can name it: it is logged and left out.
-    fn read_rows(&self, rows: Vec<rows::Joined>) -> StoredClients {
-        let mut read = StoredClients::default();
-        for row in rows {
-            match rows::client(row) {
-                Ok(client) => read.clients.push(client),
-                Err(RepoError::Unusable(unusable)) => read.unusable.push(unusable),
-                Err(other) => error!(self.log, "stored row left out"; "error" => %other),
-            }
-        }
-        read
-    }
-
     /// Reads schedules, leaving out (and logging) rows that no longer parse.
     async fn load_retries(&self, client: Option<ClientId>) -> Result<Vec<PodRetry>, RepoError> {
         let rows = self
@@ -217,7 +217,7 @@ impl ClientRepository for PostgresRepository {
                 queries::set_status(conn, id, &status, need_restart).await
             })
             .await?;
-        rows::client(updated.ok_or(RepoError::NotFound(id))?)
+        rows::client_with(updated.ok_or(RepoError::NotFound(id))?, Ok(status))
     }
 
     async fn delete(&self, id: ClientId) -> Result<(), RepoError> {
@@ -256,7 +256,7 @@ impl ClientRepository for PostgresRepository {
             true => fetched.last().and_then(|(row, _)| ClientId::new(row.id)),
             false => None,
         };
-        let read = self.read_rows(fetched);
+        let read = read_rows(fetched, &self.log);
         Ok(Page {
             items: read.clients,
             unusable: read.unusable,
@@ -270,7 +270,14 @@ impl ClientRepository for PostgresRepository {
                 queries::everything(conn).await
             })
             .await?;
-        Ok(self.read_rows(all))
+        // Parsing every client is CPU-bound (milliseconds per ten thousand): on tokio's blocking
+        // threads, so that no HTTP request waits behind it on a worker. A panic in it (a bug)
+        // propagates; only a runtime shutting down cancels a blocking task, and it drops the
+        // task awaiting it first.
+        let log = self.log.clone();
+        Ok(tokio::task::spawn_blocking(move || read_rows(all, &log))
+            .await
+            .unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic())))
     }
 
     async fn acknowledge(&self, ack: Acknowledgement, at: SystemTime) -> Result<bool, RepoError> {

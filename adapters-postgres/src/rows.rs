@@ -9,7 +9,7 @@ use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 
 use alsy_app::RepoError;
-use alsy_domain::{Client, ClientId, ClientSpec, ClientSpecInput, UnusableClient};
+use alsy_domain::{AlgorithmStatus, Client, ClientId, ClientSpec, ClientSpecInput, UnusableClient};
 
 use crate::schema::{algorithm_status, clients};
 use crate::switches::StoredSwitches;
@@ -69,6 +69,14 @@ pub(crate) type Joined = (ClientRow, StatusRow);
 /// Turns a stored row back into a domain client: [`RepoError::Unusable`] if its values no longer
 /// parse, `Internal` if even its id is not one (only a hand edit can do that).
 pub(crate) fn client((row, status): Joined) -> Result<Client, RepoError> {
+    client_with(row, status.switches.0)
+}
+
+/// [`client`] from a `clients` row and its switches, read or just written.
+pub(crate) fn client_with(
+    row: ClientRow,
+    status: Result<AlgorithmStatus, String>,
+) -> Result<Client, RepoError> {
     let id = ClientId::new(row.id).ok_or_else(|| {
         RepoError::Internal(format!("stored client id {} is not positive", row.id))
     })?;
@@ -82,7 +90,7 @@ pub(crate) fn client((row, status): Joined) -> Result<Client, RepoError> {
         priority: row.priority,
     })
     .map_err(|error| unusable(error.to_string()))?;
-    let status = status.switches.0.map_err(unusable)?;
+    let status = status.map_err(unusable)?;
     Ok(Client {
         id,
         spec,

@@ -56,7 +56,9 @@ pub trait ClientRepository: Send + Sync + 'static {
     /// Sets the switches `status` gives, at once, and bumps `updated_at`; `need_restart` as in
     /// `update`. A stored switch `status` does not name keeps its value: the API always names
     /// every algorithm of the catalogue, so what stays is the switch of an algorithm dropped from
-    /// it, kept for when it returns.
+    /// it, kept for when it returns. Returns the client with the switches as written: a kept
+    /// switch is not read back ([`ClientRepository::get`] shows it), so the write need not send
+    /// the stored object back.
     async fn set_status(
         &self,
         id: ClientId,
