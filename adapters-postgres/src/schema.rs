@@ -25,7 +25,7 @@ diesel::table! {
 }
 
 diesel::joinable!(algorithm_status -> clients (client_id));
-diesel::allow_tables_to_appear_in_same_query!(clients, algorithm_status, pod_retries);
+diesel::allow_tables_to_appear_in_same_query!(clients, algorithm_status);
 
 diesel::table! {
     pod_retries (pod) {
