@@ -14,7 +14,7 @@ use alsy_domain::{ClientId, ClientSpec};
 use serde_json::Value;
 use warp::http::StatusCode;
 
-use crate::audit::Audit;
+use crate::audit::{Audit, Changed};
 use crate::dto::ClientDto;
 use crate::envelope;
 use crate::handlers::{self, Body, Outcome, bad_request};
@@ -185,7 +185,12 @@ pub(crate) async fn create_client(service: Service, body: Body) -> Outcome {
         Some("client created successfully"),
         Some(&ClientDto::new(&client, service.catalogue())),
     );
-    Ok(Audit::client("client created", client.id, Audit::SPEC_FIELDS.into()).attach(response))
+    Ok(Audit::client(
+        "client created",
+        client.id,
+        Changed::fields(Changed::SPEC_FIELDS),
+    )
+    .attach(response))
 }
 
 /// `PUT /api/client`.
@@ -199,7 +204,7 @@ pub(crate) async fn delete_client(service: Service, body: Body) -> Outcome {
     let id = deleted_client(&body?).map_err(bad_request)?;
     service.delete_client(id).await?;
     let response = envelope::ok::<()>(StatusCode::OK, Some("client deleted successfully"), None);
-    Ok(Audit::client("client deleted", id, "client".into()).attach(response))
+    Ok(Audit::client("client deleted", id, Changed::fields("client")).attach(response))
 }
 
 /// `POST /api/algorithms`.

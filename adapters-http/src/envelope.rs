@@ -71,14 +71,22 @@ fn envelope<T: Serialize>(
     response
 }
 
+/// Room for a typical body (a client with its sync state is about 700 bytes), so that writing
+/// one does not grow the buffer five times over.
+const BODY_CAPACITY: usize = 1024;
+
 fn body<T: Serialize>(outcome: &'static str, message: Option<&str>, data: Option<&T>) -> Vec<u8> {
-    serde_json::to_vec(&Envelope {
+    let mut bytes = Vec::with_capacity(BODY_CAPACITY);
+    let envelope = Envelope {
         status: outcome,
         message,
         data,
-    })
-    // The DTOs have string keys and no fallible Serialize impls; keep a valid body regardless.
-    .unwrap_or_else(|_| br#"{"status":"error","message":"internal error"}"#.to_vec())
+    };
+    match serde_json::to_writer(&mut bytes, &envelope) {
+        Ok(()) => bytes,
+        // The DTOs have string keys and no fallible Serialize impls; keep a valid body regardless.
+        Err(_) => br#"{"status":"error","message":"internal error"}"#.to_vec(),
+    }
 }
 
 #[cfg(test)]

@@ -7,7 +7,7 @@ use warp::http::StatusCode;
 use warp::http::header::LOCATION;
 use warp::reply::Response;
 
-use crate::audit::Audit;
+use crate::audit::{Audit, Changed};
 use crate::dto::{ClientDto, PageDto, PodDto, ReportDto};
 use crate::envelope;
 use crate::error::ApiError;
@@ -88,7 +88,12 @@ pub(crate) async fn create_client(service: Service, body: Body) -> Outcome {
         Some(&ClientDto::new(&client, service.catalogue())),
     );
     let response = envelope::with_header(response, LOCATION, &location);
-    Ok(Audit::client("client created", client.id, Audit::SPEC_FIELDS.into()).attach(response))
+    Ok(Audit::client(
+        "client created",
+        client.id,
+        Changed::fields(Changed::SPEC_FIELDS),
+    )
+    .attach(response))
 }
 
 /// `GET /api/v1/clients?after=ID&limit=N[&state=S]`: a page of clients; with `state`, only the
@@ -146,7 +151,10 @@ pub(crate) async fn update(
         Some("client updated successfully"),
         Some(&ClientDto::new(&client, service.catalogue())),
     );
-    let changed = Audit::restart_marked(Audit::SPEC_FIELDS.into(), need_restart);
+    let changed = Changed::Fields {
+        names: Changed::SPEC_FIELDS,
+        need_restart,
+    };
     Ok(Audit::client("client updated", id, changed).attach(response))
 }
 
@@ -154,7 +162,10 @@ pub(crate) async fn update(
 pub(crate) async fn delete_client(segment: String, service: Service) -> Outcome {
     let id = client_id(&segment)?;
     service.delete_client(id).await?;
-    Ok(Audit::client("client deleted", id, "client".into()).attach(envelope::no_content()))
+    Ok(
+        Audit::client("client deleted", id, Changed::fields("client"))
+            .attach(envelope::no_content()),
+    )
 }
 
 /// `PUT /api/v1/status/{id}?need_restart=...`.
@@ -178,14 +189,18 @@ pub(crate) async fn switch(
     status: AlgorithmStatus,
     need_restart: bool,
 ) -> Outcome {
-    let switches = Audit::switches(&status, service.catalogue());
     let client = service.set_status(id, status, need_restart).await?;
     let response = envelope::ok(
         StatusCode::OK,
         Some("status updated successfully"),
         Some(&ClientDto::new(&client, service.catalogue())),
     );
-    let changed = Audit::restart_marked(switches, need_restart);
+    // The switches as written (`set_status` answers with them), formatted only if logged.
+    let changed = Changed::Switches {
+        status: client.status,
+        catalogue: service.catalogue().clone(),
+        need_restart,
+    };
     Ok(Audit::client("status updated", id, changed).attach(response))
 }
 

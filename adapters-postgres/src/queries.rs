@@ -9,7 +9,6 @@ use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
 
 use alsy_domain::{AlgorithmStatus, ClientId, ClientSpec};
 
-use crate::retries::RetryRow;
 use crate::rows::{ClientRow, Joined, SpecColumns, StatusRow};
 use crate::schema::{algorithm_status, clients};
 use crate::switches;
@@ -36,20 +35,28 @@ pub(crate) async fn find(
         .optional()
 }
 
-/// One client with its status and its pods' retry schedules: a row per schedule, or a single
-/// row without one (a LEFT JOIN); none if the client does not exist.
+/// One client with its status and its pods' retry schedules, each schedule a `pod_retries` row
+/// as JSON text; `None` if the client does not exist.
 pub(crate) async fn find_with_retries(
     conn: &mut AsyncPgConnection,
     id: ClientId,
-) -> QueryResult<Vec<(Joined, Option<RetryRow>)>> {
-    FindWithRetriesQuery { id: id.get() }.load(conn).await
+) -> QueryResult<Option<(Joined, Vec<String>)>> {
+    FindWithRetriesQuery { id: id.get() }
+        .get_result(conn)
+        .await
+        .optional()
 }
 
 /// The statement of [`find_with_retries`], written out. diesel-async builds a query's text on
 /// every call, even when it runs the cached prepared statement: for this one, as diesel's query
 /// builder wrote it, that was 29,000 instructions of a read's 134,000 (callgrind,
 /// `bench/ab/instructions.py`). Written out, the text is one copied string. The columns are in
-/// the order of the row structs' fields, which [`diesel::Query::SqlType`] is derived from; the
+/// the order of the row structs' fields, which [`diesel::Query::SqlType`] is derived from.
+///
+/// The schedules come as one array of `row_to_json` texts, not as a `LEFT JOIN` of their nine
+/// columns: PostgreSQL builds a tuple descriptor per plan node per column at executor start, and
+/// the join made the read cost it 38 % more instructions than the read before sync states, even
+/// with `pod_retries` empty; the array costs it 20 % more (`bench/ab/pg_instructions.py`). The
 /// repository contract's `a_client_is_read_with_its_pods_retry_schedules` compares what this
 /// reads with what `get` and `client_pod_retries` read.
 #[derive(Debug, Clone, Copy, diesel::query_builder::QueryId)]
@@ -65,20 +72,18 @@ impl diesel::query_builder::QueryFragment<diesel::pg::Pg> for FindWithRetriesQue
         out.push_sql(
             "SELECT c.id, c.name, c.version, c.image, c.cpu, c.mem, c.priority, c.need_restart, \
              c.spawned_at, c.created_at, c.updated_at, s.switches, \
-             r.pod, r.client_id, r.operation, r.intent, r.attempts, r.error, r.rejected, \
-             r.failed_at, r.next_retry_at \
-             FROM clients c JOIN algorithm_status s ON s.client_id = c.id \
-             LEFT JOIN pod_retries r ON r.client_id = c.id WHERE c.id = ",
+             ARRAY(SELECT row_to_json(r)::text FROM pod_retries r WHERE r.client_id = c.id) \
+             FROM clients c JOIN algorithm_status s ON s.client_id = c.id WHERE c.id = ",
         );
         out.push_bind_param::<BigInt, _>(&self.id)
     }
 }
 
 impl diesel::query_builder::Query for FindWithRetriesQuery {
-    type SqlType = diesel::dsl::SqlTypeOf<(
-        diesel::dsl::AsSelect<Joined, diesel::pg::Pg>,
-        diesel::dsl::AsSelect<Option<RetryRow>, diesel::pg::Pg>,
-    )>;
+    type SqlType = (
+        diesel::dsl::SqlTypeOf<diesel::dsl::AsSelect<Joined, diesel::pg::Pg>>,
+        Array<diesel::sql_types::Text>,
+    );
 }
 
 /// Up to `limit` clients with ids above `after`, in id order.
@@ -156,15 +161,25 @@ pub(crate) async fn update(
     .await
 }
 
-/// Sets the given switches and bumps `updated_at` (`mark` as in [`update`]) in ONE statement: the
-/// client row is updated (and so locked) first, in the same order as `update` and `delete`, then
-/// its status row. Hand-written with a static query id so diesel caches its prepared statement —
-/// diesel never caches an `UpdateStatement` or a `sql_query` — which makes the hottest write one
-/// round trip instead of five (BEGIN, two re-parsed UPDATEs, COMMIT).
+/// Sets the given switches and bumps `updated_at` (`mark` as in [`update`]) in ONE statement.
+/// Hand-written with a static query id so diesel caches its prepared statement — diesel never
+/// caches an `UpdateStatement` or a `sql_query` — which makes the hottest write one round trip
+/// instead of five (BEGIN, two re-parsed UPDATEs, COMMIT).
+///
+/// The statement is the client's `UPDATE … RETURNING` with the status row's `UPDATE` in a `WITH`
+/// that nothing reads. PostgreSQL runs such a sub-statement after the main one has finished
+/// (`ExecPostprocessPlan`), so the client row is locked first, then its status row: the order of
+/// `update` and `delete`, so a status write cannot deadlock with them. PostgreSQL's manual calls
+/// the order of a `WITH`'s sub-statements unpredictable; the suite pins the order this server
+/// keeps (`tests/tests/it/postgres_faults.rs`, `a_status_write_locks_the_client_row_before_its_status_row`).
+/// The status row is found by its `client_id`: a client that does not exist has none, and the
+/// statement changes nothing and returns no row.
+///
 /// The switches are merged into the stored object (`||`): a switch of an algorithm not in the
 /// write, one dropped from the catalogue, keeps its stored value. Only the client's columns come
-/// back, in [`ClientRow`]'s order, not the merged object: sending that back and joining the two
-/// updates cost PostgreSQL 11 % of the statement's instructions (`bench/ab/pg_instructions.py`;
+/// back, in [`ClientRow`]'s order, not the merged object. Against the release before the
+/// catalogue (its two updates joined through a data-dependent `WITH`, three booleans sent back)
+/// this costs PostgreSQL 12 % fewer instructions per statement (`bench/ab/pg_instructions.py`;
 /// bench/RESULTS.md, "6. Issue 12: before and after the catalogue").
 #[derive(Debug, Clone, diesel::query_builder::QueryId)]
 struct SetStatusQuery {
@@ -179,21 +194,20 @@ impl diesel::query_builder::QueryFragment<diesel::pg::Pg> for SetStatusQuery {
         mut out: diesel::query_builder::AstPass<'_, 'b, diesel::pg::Pg>,
     ) -> QueryResult<()> {
         use diesel::sql_types::{BigInt, Bool as B, Text};
-        out.push_sql("WITH c AS (UPDATE clients SET need_restart = need_restart OR ");
+        out.push_sql("WITH s AS (UPDATE algorithm_status SET switches = switches || ");
+        out.push_bind_param::<Text, _>(&self.switches)?;
+        out.push_sql("::jsonb WHERE client_id = ");
+        out.push_bind_param::<BigInt, _>(&self.id)?;
+        out.push_sql(") UPDATE clients SET need_restart = need_restart OR ");
         out.push_bind_param::<B, _>(&self.mark)?;
         out.push_sql(
-            ", updated_at = greatest(clock_timestamp(), updated_at + interval '1 microsecond') WHERE id = ",
+            ", updated_at = greatest(clock_timestamp(), updated_at + interval '1 microsecond') \
+             WHERE id = ",
         );
         out.push_bind_param::<BigInt, _>(&self.id)?;
         out.push_sql(
             " RETURNING id, name, version, image, cpu, mem, priority, need_restart, spawned_at, \
-             created_at, updated_at), s AS (UPDATE algorithm_status SET switches = switches || ",
-        );
-        out.push_bind_param::<Text, _>(&self.switches)?;
-        out.push_sql(
-            "::jsonb WHERE client_id = (SELECT id FROM c)) \
-             SELECT id, name, version, image, cpu, mem, priority, need_restart, spawned_at, \
-             created_at, updated_at FROM c",
+             created_at, updated_at",
         );
         Ok(())
     }

@@ -342,10 +342,14 @@ impl ClientRepository for PostgresRepository {
                 queries::find_with_retries(conn, id).await
             })
             .await?;
-        let mut rows = rows.into_iter();
-        let (client, first) = rows.next().ok_or(RepoError::NotFound(id))?;
-        let schedules = first.into_iter().chain(rows.filter_map(|(_, retry)| retry));
-        let retries = self.parse_retries(schedules);
+        let (client, schedules) = rows.ok_or(RepoError::NotFound(id))?;
+        let retries = self.parse_retries(schedules.iter().filter_map(|json| {
+            RetryRow::from_json(json)
+                .inspect_err(
+                    |problem| error!(self.log, "retry schedule left out"; "error" => problem),
+                )
+                .ok()
+        }));
         Ok((rows::client(client)?, retries))
     }
 

@@ -13,8 +13,9 @@ use alsy_domain::{ClientId, Intent, Operation, PodName, PodRetry};
 use crate::rows::db_time;
 use crate::schema::pod_retries;
 
-/// A `pod_retries` row.
-#[derive(Debug, Queryable, Selectable, Insertable)]
+/// A `pod_retries` row; also read as the JSON object `row_to_json` makes of it (a client's read,
+/// [`crate::queries::find_with_retries`]).
+#[derive(Debug, Queryable, Selectable, Insertable, serde::Deserialize)]
 #[diesel(table_name = pod_retries, check_for_backend(diesel::pg::Pg))]
 pub(crate) struct RetryRow {
     pod: String,
@@ -43,6 +44,11 @@ impl RetryRow {
             failed_at: db_time(retry.failed_at)?,
             next_retry_at: db_time(retry.next_retry_at)?,
         })
+    }
+
+    /// The row from `row_to_json`'s text, or why it is not one.
+    pub(crate) fn from_json(json: &str) -> Result<RetryRow, String> {
+        serde_json::from_str(json).map_err(|e| format!("pod_retries row {json}: {e}"))
     }
 
     /// The schedule, or why the row is not one.

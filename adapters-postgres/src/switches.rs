@@ -80,7 +80,9 @@ impl<'de> serde::Deserialize<'de> for Key {
 
 /// The JSON object of `switches`, as a status write merges it into the stored one.
 pub(crate) fn json(switches: impl Iterator<Item = (Algorithm, bool)>) -> String {
-    let mut text = String::from("{");
+    // `{"NAME":false,…}`: a name of at most 15 bytes and its value fit in 24.
+    let mut text = String::with_capacity(2 + 24 * switches.size_hint().0);
+    text.push('{');
     for (i, (algorithm, on)) in switches.enumerate() {
         if i > 0 {
             text.push(',');

@@ -45,7 +45,7 @@ VARIANTS = {
     "write-old": f"WITH c AS ({BUMP}), s AS (UPDATE status_old SET vwap = :a, twap = :b, "
                  f"hft = :c WHERE client_id = (SELECT id FROM c) RETURNING client_id, vwap, twap, "
                  f"hft) SELECT {C}, s.vwap, s.twap, s.hft FROM c JOIN s ON s.client_id = c.id",
-    # After the catalogue until this stop: the merged object sent back, the updates joined.
+    # After the catalogue until stop 13: the merged object sent back, the updates joined.
     "write-merged-back": f"WITH c AS ({BUMP}), s AS (UPDATE status_new SET switches = switches "
                          f"|| :sw::jsonb WHERE client_id = (SELECT id FROM c) RETURNING "
                          f"client_id, switches) SELECT {C}, s.switches FROM c JOIN s ON "
@@ -54,19 +54,26 @@ VARIANTS = {
     "write-subquery": f"WITH c AS ({BUMP}), s AS (UPDATE status_new SET switches = switches || "
                       f":sw::jsonb WHERE client_id = (SELECT id FROM c) RETURNING switches) "
                       f"SELECT {C}, (SELECT switches FROM s) FROM c",
-    # Main: only the client's columns come back.
-    "write-main": f"WITH c AS ({BUMP}), s AS (UPDATE status_new SET switches = switches || "
-                  f":sw::jsonb WHERE client_id = (SELECT id FROM c)) SELECT {CLIENT} FROM c",
+    # Stop 13: only the client's columns come back.
+    "write-cte": f"WITH c AS ({BUMP}), s AS (UPDATE status_new SET switches = switches || "
+                 f":sw::jsonb WHERE client_id = (SELECT id FROM c)) SELECT {CLIENT} FROM c",
+    # Main: the client's UPDATE is the statement, the status row's an unread WITH (it runs after).
+    "write-main": f"WITH s AS (UPDATE status_new SET switches = switches || :sw::jsonb "
+                  f"WHERE client_id = :id) {BUMP}",
     # The client read before the catalogue.
     "read-old": f"SELECT {C}, s.vwap, s.twap, s.hft FROM clients c JOIN status_old s ON "
                 f"s.client_id = c.id WHERE c.id = :id",
     # The catalogue alone: the jsonb object instead of three booleans.
     "read-catalogue": f"SELECT {C}, s.switches FROM clients c JOIN status_new s ON "
                       f"s.client_id = c.id WHERE c.id = :id",
-    # Main: with the pods' retry schedules (issue 10's sync state).
-    "read-main": f"SELECT {C}, s.switches, {RETRY} FROM clients c JOIN status_new s ON "
+    # Stop 13: with the pods' retry schedules (issue 10's sync state) as a LEFT JOIN.
+    "read-join": f"SELECT {C}, s.switches, {RETRY} FROM clients c JOIN status_new s ON "
                  f"s.client_id = c.id LEFT JOIN pod_retries r ON r.client_id = c.id "
                  f"WHERE c.id = :id",
+    # Main: the schedules as one array of row_to_json texts.
+    "read-main": f"SELECT {C}, s.switches, ARRAY(SELECT row_to_json(r)::text FROM pod_retries r "
+                 f"WHERE r.client_id = c.id) FROM clients c JOIN status_new s ON "
+                 f"s.client_id = c.id WHERE c.id = :id",
 }
 
 SEED = """

@@ -1,6 +1,7 @@
 //! A [`ClientRepository`] wrapper that adds up the time spent in `desired_state` and in
 //! `acknowledge`, so the reconcile bench can split a first pass without touching the reconciler.
-//! The reconciler acknowledges in batches, one call after the other, so the sum is wall time.
+//! The reconciler acknowledges in batches, a few at once, so the calls' sum is more than the wall
+//! time they take: the span from the first call's start to the last one's end is kept too.
 
 use std::sync::Mutex;
 use std::time::{Duration, Instant, SystemTime};
@@ -22,12 +23,16 @@ pub struct Spent {
     pub acknowledge: Duration,
     /// How many `acknowledge` calls.
     pub acknowledgements: u64,
+    /// From the start of the first `acknowledge` call to the end of the last: their wall time.
+    pub acknowledge_span: Duration,
 }
 
 /// Delegates to `R`, timing what a pass calls.
 pub struct Timed<R> {
     inner: R,
     spent: Mutex<Spent>,
+    /// When the first `acknowledge` call since the last [`Timed::take`] started.
+    first_ack: Mutex<Option<Instant>>,
 }
 
 impl<R: ClientRepository> Timed<R> {
@@ -36,12 +41,29 @@ impl<R: ClientRepository> Timed<R> {
         Timed {
             inner,
             spent: Mutex::new(Spent::default()),
+            first_ack: Mutex::new(None),
         }
     }
 
     /// What was spent since the last call, and starts counting afresh.
     pub fn take(&self) -> Spent {
+        *self.first_ack.lock().unwrap_or_else(|p| p.into_inner()) = None;
         std::mem::take(&mut *self.spent.lock().unwrap_or_else(|p| p.into_inner()))
+    }
+
+    /// Counts one `acknowledge` call that started at `clock` and has just ended.
+    fn acknowledged(&self, clock: Instant) {
+        let first = *self
+            .first_ack
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get_or_insert(clock);
+        let took = clock.elapsed();
+        self.add(|s| {
+            s.acknowledge += took;
+            s.acknowledgements += 1;
+            s.acknowledge_span = first.elapsed();
+        });
     }
 
     fn add(&self, f: impl FnOnce(&mut Spent)) {
@@ -96,11 +118,7 @@ impl<R: ClientRepository> ClientRepository for Timed<R> {
     async fn acknowledge(&self, ack: Acknowledgement, at: SystemTime) -> Result<bool, RepoError> {
         let clock = Instant::now();
         let result = self.inner.acknowledge(ack, at).await;
-        let took = clock.elapsed();
-        self.add(|s| {
-            s.acknowledge += took;
-            s.acknowledgements += 1;
-        });
+        self.acknowledged(clock);
         result
     }
 
@@ -111,11 +129,7 @@ impl<R: ClientRepository> ClientRepository for Timed<R> {
     ) -> Result<Vec<bool>, RepoError> {
         let clock = Instant::now();
         let result = self.inner.acknowledge_all(acks, at).await;
-        let took = clock.elapsed();
-        self.add(|s| {
-            s.acknowledge += took;
-            s.acknowledgements += 1;
-        });
+        self.acknowledged(clock);
         result
     }
 

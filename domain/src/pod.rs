@@ -15,9 +15,28 @@ use crate::{Algorithm, ClientId, ImageRef, Priority, Quantity, Version};
 /// a pass over 100k clients names 300k desired pods and copies 300k observed ones, and each of
 /// them would otherwise be an allocation and a free. Longer names (a 15-letter algorithm with a
 /// large id, a foreign pod) live on the heap, as before.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
 #[serde(transparent)]
 pub struct PodName(CompactString);
+
+/// By the name's bytes, as `str` orders. Written out rather than derived: `CompactString`'s own
+/// `Ord` is not inlined into other crates, and a pass compares names millions of times (its
+/// `BTreeMap`s and sorts of 300k pods). In the 100k-client reconcile bench that call was 1.55
+/// billion of 10.5 billion instructions (callgrind); inlined, the same compares cost 0.5 billion
+/// fewer (bench/RESULTS.md, "6. Issue 12: before and after the catalogue").
+impl Ord for PodName {
+    #[inline]
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        self.0.as_bytes().cmp(other.0.as_bytes())
+    }
+}
+
+impl PartialOrd for PodName {
+    #[inline]
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
 
 impl PodName {
     /// The name of `algorithm`'s pod for `client`: `vwap-1`.

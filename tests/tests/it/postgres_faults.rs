@@ -163,6 +163,61 @@ async fn a_locked_row_gives_unavailable_within_the_write_timeout() {
     assert!(updated.need_restart);
 }
 
+/// A status write is one statement whose status-row `UPDATE` sits in a `WITH` that nothing reads
+/// (`adapters-postgres/src/queries.rs`, `SetStatusQuery`). It must lock the client row before the
+/// status row, as `update` and `delete` do, or two writes could deadlock; PostgreSQL's manual
+/// leaves the order of a `WITH`'s sub-statements open, so this pins what the server does. With
+/// the status row held elsewhere, the write must be holding the client row while it waits:
+/// `FOR UPDATE NOWAIT` on the client row fails. In the other order it would always succeed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_status_write_locks_the_client_row_before_its_status_row() {
+    let database = test_database!();
+    let repo = database.repository().await;
+    let client = repo.create(&spec("Jimbo")).await.unwrap();
+
+    let blocker = database.sql().await;
+    blocker
+        .batch_execute(&format!(
+            "BEGIN; SELECT * FROM algorithm_status WHERE client_id = {} FOR UPDATE",
+            client.id
+        ))
+        .await
+        .unwrap();
+    let on = alsy_tests::fixtures::switches(true, false, true);
+    let write = tokio::spawn({
+        let repo = repo.clone();
+        let on = on.clone();
+        async move { repo.set_status(client.id, on, false).await }
+    });
+
+    let probe = database.sql().await;
+    let lock_client = format!(
+        "SELECT 1 FROM clients WHERE id = {} FOR UPDATE NOWAIT",
+        client.id
+    );
+    eventually(
+        "the waiting status write holds the client row",
+        Duration::from_secs(10),
+        || async {
+            match probe.batch_execute(&lock_client).await {
+                Ok(()) => false,
+                Err(e) => {
+                    let code = e.code().map(|c| c.code().to_owned());
+                    assert_eq!(code.as_deref(), Some("55P03"), "{e}");
+                    true
+                }
+            }
+        },
+    )
+    .await;
+    assert!(!write.is_finished(), "the write waits for the status row");
+
+    blocker.batch_execute("ROLLBACK").await.unwrap();
+    let written = write.await.unwrap().unwrap();
+    assert_eq!(written.status, on);
+    assert_eq!(repo.get(client.id).await.unwrap().status, on);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn sessions_the_server_terminated_are_replaced_without_failing_a_request() {
     let database = test_database!();

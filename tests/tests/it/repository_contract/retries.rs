@@ -93,6 +93,8 @@ pub(super) async fn a_client_is_read_with_its_pods_retry_schedules(repo: Repo) {
     let hft = PodRetry {
         operation: Operation::Delete,
         rejected: true,
+        // What JSON must escape: PostgreSQL sends a client's schedules as `row_to_json` text.
+        error: "admission webhook \"policy\" denied:\n\tname \\ tab, façade, 🚀".into(),
         ..retry(pod(Algorithm::named("HFT"), busy.id), 1)
     };
     let elsewhere = retry(pod(Algorithm::named("VWAP"), other.id), 2);
