@@ -51,6 +51,16 @@ pub struct FakePod {
 }
 
 impl FakePod {
+    /// `pod` running, with the uid after `last_uid` (which it advances).
+    fn running(pod: &DesiredPod, last_uid: &mut u64) -> FakePod {
+        *last_uid += 1;
+        FakePod {
+            spec: pod.clone(),
+            phase: PodPhase::Running,
+            uid: *last_uid,
+        }
+    }
+
     /// The pod as `list` reports it.
     fn observed(&self, name: &PodName) -> ObservedPod {
         ObservedPod {
@@ -208,12 +218,7 @@ impl State {
     }
 
     fn start(&mut self, pod: &DesiredPod) {
-        self.last_uid += 1;
-        let started = FakePod {
-            spec: pod.clone(),
-            phase: PodPhase::Running,
-            uid: self.last_uid,
-        };
+        let started = FakePod::running(pod, &mut self.last_uid);
         self.pods.insert(pod.name.clone(), started);
     }
 }
@@ -484,12 +489,7 @@ impl PodRuntime for FakePodRuntime {
         // first pass over 100k clients creates 300k pods, and each search compares names.
         let state = &mut *state;
         if let btree_map::Entry::Vacant(slot) = state.pods.entry(pod.name.clone()) {
-            state.last_uid += 1;
-            let started = slot.insert(FakePod {
-                spec: pod.clone(),
-                phase: PodPhase::Running,
-                uid: state.last_uid,
-            });
+            let started = slot.insert(FakePod::running(pod, &mut state.last_uid));
             let change = PodChange::Seen(started.observed(&pod.name));
             state.record(Operation::Create, &pod.name);
             self.feed.publish([change]);

@@ -270,14 +270,9 @@ impl ClientRepository for PostgresRepository {
                 queries::everything(conn).await
             })
             .await?;
-        // Parsing every client is CPU-bound (milliseconds per ten thousand): on tokio's blocking
-        // threads, so that no HTTP request waits behind it on a worker. A panic in it (a bug)
-        // propagates; only a runtime shutting down cancels a blocking task, and it drops the
-        // task awaiting it first.
+        // Parsing every client is CPU-bound (milliseconds per ten thousand).
         let log = self.log.clone();
-        Ok(tokio::task::spawn_blocking(move || read_rows(all, &log))
-            .await
-            .unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic())))
+        Ok(alsy_app::off_the_workers(move || read_rows(all, &log)).await)
     }
 
     async fn acknowledge(&self, ack: Acknowledgement, at: SystemTime) -> Result<bool, RepoError> {

@@ -6,6 +6,7 @@
 //! the runtime's change feed ([`PodFeed`]) when the pods drift from what the last pass wanted.
 //! Adapters plug into the ports; only `bin` wires them together.
 
+mod blocking;
 mod drift;
 mod feed;
 mod observer;
@@ -16,6 +17,7 @@ mod retries;
 mod service;
 mod watcher;
 
+pub use blocking::off_the_workers;
 pub use feed::{PodChange, PodChanges, PodFeed};
 pub use observer::{PassFigures, PassObserver};
 pub use ports::{

@@ -14,6 +14,7 @@ use alsy_domain::{
     PodRetry, Policy, plan,
 };
 
+use crate::blocking::off_the_workers;
 use crate::drift::{Drift, Expectation};
 use crate::feed::{PodChange, PodChanges};
 use crate::observer::{PassFigures, PassObserver};
@@ -475,15 +476,6 @@ fn policy_breaches(
         .filter(|c| c.status.enabled().any(|a| catalogue.contains(a)))
         .filter_map(|c| policy.check(&c.spec).err().map(|v| (c.id, v.to_string())))
         .collect()
-}
-
-/// Runs CPU-bound `work` on tokio's blocking threads and waits for it without holding a worker.
-/// A panic in it (a bug) ends the pass as it would have on the worker. Only a runtime shutting
-/// down cancels a blocking task, and it drops the task awaiting it first.
-async fn off_the_workers<T: Send + 'static>(work: impl FnOnce() -> T + Send + 'static) -> T {
-    tokio::task::spawn_blocking(work)
-        .await
-        .unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()))
 }
 
 /// A time for the log: RFC 3339, UTC, milliseconds.
