@@ -9,8 +9,9 @@ use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
 
 use alsy_domain::{AlgorithmStatus, ClientId, ClientSpec};
 
+use crate::retries::{self, RetryRow};
 use crate::rows::{ClientRow, Joined, SpecColumns, StatusRow};
-use crate::schema::{algorithm_status, clients};
+use crate::schema::{algorithm_status, clients, pod_retries};
 use crate::switches;
 
 /// The `updated_at` of an API write: now, but strictly after the previous value even when two
@@ -35,54 +36,61 @@ pub(crate) async fn find(
         .optional()
 }
 
-/// One client with its status and its pods' retry schedules, each schedule a `pod_retries` row
-/// as JSON text; `None` if the client does not exist.
+/// One client with its status and its pods' retry schedules; `None` if the client does not
+/// exist. The schedules are looked up, in a second statement, only when the status row says
+/// there are some (`has_retries`, which [`crate::retries::save`] keeps). Nearly every read is of
+/// a client with none, and for those the lookup in the same statement (an `ARRAY(SELECT …)` of
+/// `row_to_json` texts) cost PostgreSQL 20,800 instructions of 122,400, with `pod_retries` empty:
+/// it opens and scans two more relations (`bench/ab/pg_instructions.py`, `read-array` against
+/// `read-main`). The two statements see two snapshots; a schedule saved or cleared between them
+/// is no different from one saved or cleared just after the read.
 pub(crate) async fn find_with_retries(
     conn: &mut AsyncPgConnection,
     id: ClientId,
-) -> QueryResult<Option<(Joined, Vec<String>)>> {
-    FindWithRetriesQuery { id: id.get() }
-        .get_result(conn)
+) -> QueryResult<Option<(Joined, Vec<RetryRow>)>> {
+    let Some((client, has_retries)) = FindQuery { id: id.get() }
+        .get_result::<(Joined, bool)>(conn)
         .await
-        .optional()
+        .optional()?
+    else {
+        return Ok(None);
+    };
+    let retries = if has_retries {
+        retries::load(conn, Some(id)).await?
+    } else {
+        Vec::new()
+    };
+    Ok(Some((client, retries)))
 }
 
-/// The statement of [`find_with_retries`], written out. diesel-async builds a query's text on
-/// every call, even when it runs the cached prepared statement: for this one, as diesel's query
-/// builder wrote it, that was 29,000 instructions of a read's 134,000 (callgrind,
+/// The first statement of [`find_with_retries`], written out. diesel-async builds a query's text
+/// on every call, even when it runs the cached prepared statement: for the client read, as
+/// diesel's query builder wrote it, that was 29,000 instructions of 134,000 (callgrind,
 /// `bench/ab/instructions.py`). Written out, the text is one copied string. The columns are in
 /// the order of the row structs' fields, which [`diesel::Query::SqlType`] is derived from.
-///
-/// The schedules come as one array of `row_to_json` texts, not as a `LEFT JOIN` of their nine
-/// columns: PostgreSQL builds a tuple descriptor per plan node per column at executor start, and
-/// the join made the read cost it 38 % more instructions than the read before sync states, even
-/// with `pod_retries` empty; the array costs it 20 % more (`bench/ab/pg_instructions.py`). The
-/// repository contract's `a_client_is_read_with_its_pods_retry_schedules` compares what this
-/// reads with what `get` and `client_pod_retries` read.
 #[derive(Debug, Clone, Copy, diesel::query_builder::QueryId)]
-struct FindWithRetriesQuery {
+struct FindQuery {
     id: i64,
 }
 
-impl diesel::query_builder::QueryFragment<diesel::pg::Pg> for FindWithRetriesQuery {
+impl diesel::query_builder::QueryFragment<diesel::pg::Pg> for FindQuery {
     fn walk_ast<'b>(
         &'b self,
         mut out: diesel::query_builder::AstPass<'_, 'b, diesel::pg::Pg>,
     ) -> QueryResult<()> {
         out.push_sql(
             "SELECT c.id, c.name, c.version, c.image, c.cpu, c.mem, c.priority, c.need_restart, \
-             c.spawned_at, c.created_at, c.updated_at, s.switches, \
-             ARRAY(SELECT row_to_json(r)::text FROM pod_retries r WHERE r.client_id = c.id) \
+             c.spawned_at, c.created_at, c.updated_at, s.switches, s.has_retries \
              FROM clients c JOIN algorithm_status s ON s.client_id = c.id WHERE c.id = ",
         );
         out.push_bind_param::<BigInt, _>(&self.id)
     }
 }
 
-impl diesel::query_builder::Query for FindWithRetriesQuery {
+impl diesel::query_builder::Query for FindQuery {
     type SqlType = (
         diesel::dsl::SqlTypeOf<diesel::dsl::AsSelect<Joined, diesel::pg::Pg>>,
-        Array<diesel::sql_types::Text>,
+        Bool,
     );
 }
 
@@ -121,7 +129,14 @@ pub(crate) async fn insert(conn: &mut AsyncPgConnection, spec: &ClientSpec) -> Q
             .get_result(conn)
             .await?;
         let status: StatusRow = diesel::insert_into(algorithm_status::table)
-            .values(algorithm_status::client_id.eq(client.id))
+            .values((
+                algorithm_status::client_id.eq(client.id),
+                // Schedules can precede their client: a managed pod that already had the new
+                // client's name (left by an earlier database) and could not be deleted.
+                algorithm_status::has_retries.eq(diesel::dsl::exists(
+                    pod_retries::table.filter(pod_retries::client_id.eq(client.id)),
+                )),
+            ))
             .returning(StatusRow::as_returning())
             .get_result(conn)
             .await?;

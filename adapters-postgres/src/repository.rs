@@ -326,26 +326,19 @@ impl ClientRepository for PostgresRepository {
         self.load_retries(Some(client)).await
     }
 
-    /// One query: the client's row joined with its schedules (one row per schedule, or one
-    /// with none), instead of two round trips on the hottest read.
+    /// The client's row, and its schedules only when its status row says it has any: one
+    /// round trip for nearly every read (`queries::find_with_retries`).
     async fn client_with_retries(
         &self,
         id: ClientId,
     ) -> Result<(Client, Vec<PodRetry>), RepoError> {
-        let rows = self
+        let found = self
             .call(self.read_timeout, None, async |conn| {
                 queries::find_with_retries(conn, id).await
             })
             .await?;
-        let (client, schedules) = rows.ok_or(RepoError::NotFound(id))?;
-        let retries = self.parse_retries(schedules.iter().filter_map(|json| {
-            RetryRow::from_json(json)
-                .inspect_err(
-                    |problem| error!(self.log, "retry schedule left out"; "error" => problem),
-                )
-                .ok()
-        }));
-        Ok((rows::client(client)?, retries))
+        let (client, schedules) = found.ok_or(RepoError::NotFound(id))?;
+        Ok((rows::client(client)?, self.parse_retries(schedules)))
     }
 
     async fn save_pod_retries(

@@ -13,9 +13,8 @@ use alsy_domain::{ClientId, Intent, Operation, PodName, PodRetry};
 use crate::rows::db_time;
 use crate::schema::pod_retries;
 
-/// A `pod_retries` row; also read as the JSON object `row_to_json` makes of it (a client's read,
-/// [`crate::queries::find_with_retries`]).
-#[derive(Debug, Queryable, Selectable, Insertable, serde::Deserialize)]
+/// A `pod_retries` row.
+#[derive(Debug, Queryable, Selectable, Insertable)]
 #[diesel(table_name = pod_retries, check_for_backend(diesel::pg::Pg))]
 pub(crate) struct RetryRow {
     pod: String,
@@ -44,11 +43,6 @@ impl RetryRow {
             failed_at: db_time(retry.failed_at)?,
             next_retry_at: db_time(retry.next_retry_at)?,
         })
-    }
-
-    /// The row from `row_to_json`'s text, or why it is not one.
-    pub(crate) fn from_json(json: &str) -> Result<RetryRow, String> {
-        serde_json::from_str(json).map_err(|e| format!("pod_retries row {json}: {e}"))
     }
 
     /// The schedule, or why the row is not one.
@@ -89,17 +83,22 @@ pub(crate) async fn load(
     query.load(conn).await
 }
 
-/// Forgets the schedules of `cleared` and stores `changed` ones, in one transaction.
+/// Forgets the schedules of `cleared` and stores `changed` ones, and sets the `has_retries` of
+/// their clients' status rows to whether any schedule of theirs is left, in one transaction.
 pub(crate) async fn save(
     conn: &mut AsyncPgConnection,
     changed: &[RetryRow],
     cleared: &[String],
 ) -> QueryResult<()> {
     conn.transaction(async |conn| {
+        let mut clients: Vec<i64> = changed.iter().filter_map(|row| row.client_id).collect();
         if !cleared.is_empty() {
-            diesel::delete(pod_retries::table.filter(pod_retries::pod.eq_any(cleared)))
-                .execute(conn)
-                .await?;
+            let owners: Vec<Option<i64>> =
+                diesel::delete(pod_retries::table.filter(pod_retries::pod.eq_any(cleared)))
+                    .returning(pod_retries::client_id)
+                    .get_results(conn)
+                    .await?;
+            clients.extend(owners.into_iter().flatten());
         }
         // Nine parameters a row: PostgreSQL takes at most 65,535 in one statement.
         for rows in changed.chunks(5_000) {
@@ -120,7 +119,29 @@ pub(crate) async fn save(
                 .execute(conn)
                 .await?;
         }
+        if !clients.is_empty() {
+            clients.sort_unstable();
+            clients.dedup();
+            mark_clients(conn, &clients).await?;
+        }
         Ok(())
     })
+    .await
+}
+
+/// Sets each of `clients`' `has_retries` to whether `pod_retries` holds a schedule of theirs,
+/// writing only the rows whose flag changes. Only the replica holding the reconcile lock calls
+/// this; an API write of the same status row waits for the transaction, and cannot deadlock
+/// with it, as it holds no other status row.
+async fn mark_clients(conn: &mut AsyncPgConnection, clients: &[i64]) -> QueryResult<usize> {
+    // The rows whose flag is wrong, turned over.
+    diesel::sql_query(
+        "UPDATE algorithm_status s SET has_retries = NOT s.has_retries \
+         FROM unnest($1::bigint[]) AS t(client_id) \
+         WHERE s.client_id = t.client_id AND s.has_retries <> EXISTS \
+         (SELECT 1 FROM pod_retries r WHERE r.client_id = t.client_id)",
+    )
+    .bind::<diesel::sql_types::Array<diesel::sql_types::BigInt>, _>(clients)
+    .execute(conn)
     .await
 }

@@ -21,6 +21,7 @@ diesel::table! {
         id -> Int8,
         client_id -> Int8,
         switches -> Jsonb,
+        has_retries -> Bool,
     }
 }
 

@@ -36,6 +36,7 @@ async fn the_schema_is_the_designed_one() {
             "algorithm_status.id bigint NO default nextval('algorithm_status_id_seq'::regclass)",
             "algorithm_status.client_id bigint NO",
             "algorithm_status.switches jsonb NO default '{}'::jsonb",
+            "algorithm_status.has_retries boolean NO default false",
             "clients.id bigint NO default nextval('clients_id_seq'::regclass)",
             "clients.name text NO",
             "clients.version integer NO",
@@ -139,6 +140,74 @@ async fn a_database_of_the_three_column_release_migrates_every_switch() {
     )
     .await;
     assert_eq!(keys, ["HFT,TWAP,VWAP"], "off switches are stored too");
+}
+
+/// What `has_retries` undoes: the migration that adds the flag, run backwards.
+const WITHOUT_THE_RETRIES_FLAG: &str = include_str!(
+    "../../../adapters-postgres/migrations/2026-12-11-000000_status_has_retries/down.sql"
+);
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_database_of_the_release_before_the_retries_flag_keeps_every_schedule_readable() {
+    let database = test_database!();
+    let sql = database.sql().await;
+    // Back to the database the previous release leaves: no flag, and no record of its migration.
+    sql.batch_execute(&format!(
+        "{WITHOUT_THE_RETRIES_FLAG} \
+         DELETE FROM __diesel_schema_migrations WHERE version = '20261211000000';"
+    ))
+    .await
+    .unwrap();
+    // Ten clients; schedules for the pods of every third, and one of a client that is gone.
+    sql.batch_execute(
+        "INSERT INTO clients (name, version, image, cpu, mem, priority) \
+         SELECT 'client ' || i, 1, 'ghcr.io/acme/algo:1.0', '500m', '512Mi', 0.5 \
+         FROM generate_series(1, 10) AS i; \
+         INSERT INTO algorithm_status (client_id) SELECT id FROM clients; \
+         INSERT INTO pod_retries (pod, client_id, operation, intent, attempts, error, rejected, \
+             failed_at, next_retry_at) \
+         SELECT algorithm || '-' || id, id, 'create', 1, 2, 'refused', false, now(), now() \
+         FROM clients, unnest(ARRAY['vwap', 'hft']) AS algorithm WHERE id % 3 = 0 \
+         UNION ALL SELECT 'twap-999', 999, 'delete', 1, 1, 'refused', false, now(), now();",
+    )
+    .await
+    .unwrap();
+
+    alsy_postgres::migrate(&database.settings(), &Logs::default().logger())
+        .await
+        .unwrap();
+
+    let flagged = texts(
+        &sql,
+        "SELECT client_id::text FROM algorithm_status WHERE has_retries ORDER BY client_id",
+    )
+    .await;
+    assert_eq!(flagged, ["3", "6", "9"]);
+    let repo = database.repository().await;
+    let clients = repo.desired_state().await.unwrap().clients;
+    assert_eq!(clients.len(), 10);
+    for client in clients {
+        let (_, retries) = repo.client_with_retries(client.id).await.unwrap();
+        let pods: Vec<String> = retries.iter().map(|r| r.pod.to_string()).collect();
+        let expected: Vec<String> = if client.id.get() % 3 == 0 {
+            vec![format!("hft-{}", client.id), format!("vwap-{}", client.id)]
+        } else {
+            vec![]
+        };
+        assert_eq!(pods, expected, "client {}", client.id);
+    }
+    // The last schedule of a client cleared clears its flag: its reads look no more up.
+    let cleared: Vec<_> = ["hft-3", "vwap-3"]
+        .iter()
+        .map(|pod| alsy_domain::PodName::parse(pod).unwrap())
+        .collect();
+    repo.save_pod_retries(&[], &cleared).await.unwrap();
+    let flagged = texts(
+        &sql,
+        "SELECT client_id::text FROM algorithm_status WHERE has_retries ORDER BY client_id",
+    )
+    .await;
+    assert_eq!(flagged, ["6", "9"]);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

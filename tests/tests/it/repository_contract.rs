@@ -64,6 +64,7 @@ contract![
     ping_answers,
     pod_retry_schedules_are_stored_replaced_and_cleared,
     a_client_is_read_with_its_pods_retry_schedules,
+    a_client_read_follows_its_schedules_as_they_come_and_go,
 ];
 
 /// A spec differing from [`spec`] in every field but the name.

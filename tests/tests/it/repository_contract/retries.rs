@@ -83,7 +83,7 @@ pub(super) async fn pod_retry_schedules_are_stored_replaced_and_cleared(repo: Re
 }
 
 /// `client_with_retries` answers what `get` and `client_pod_retries` answer apart (PostgreSQL
-/// reads both in one query): schedules of other clients and of no client stay out, a client
+/// reads both on one connection, the schedules only for a client that has some): schedules of other clients and of no client stay out, a client
 /// without schedules comes with none, and a missing client is not found.
 pub(super) async fn a_client_is_read_with_its_pods_retry_schedules(repo: Repo) {
     let busy = repo.create(&spec("busy")).await.unwrap();
@@ -119,4 +119,41 @@ pub(super) async fn a_client_is_read_with_its_pods_retry_schedules(repo: Repo) {
         repo.client_with_retries(missing).await,
         Err(RepoError::NotFound(id)) if id == missing
     ));
+}
+
+/// A client's read follows each save of its schedules: the first, a second, one replaced while
+/// another is cleared, the last cleared, a new first. A schedule stored before its client existed
+/// (a leftover pod that already had the new client's name) is read with the client too.
+/// (PostgreSQL looks a client's schedules up only when its status row says it has some.)
+pub(super) async fn a_client_read_follows_its_schedules_as_they_come_and_go(repo: Repo) {
+    let client = repo.create(&spec("busy")).await.unwrap();
+    let read = async || repo.client_with_retries(client.id).await.unwrap().1;
+    let save = async |changed: &[PodRetry], cleared: &[PodName]| {
+        repo.save_pod_retries(changed, cleared).await.unwrap();
+    };
+    assert_eq!(read().await, []);
+    let vwap = retry(pod(Algorithm::named("VWAP"), client.id), 1);
+    let hft = retry(pod(Algorithm::named("HFT"), client.id), 1);
+    save(std::slice::from_ref(&vwap), &[]).await;
+    assert_eq!(read().await, std::slice::from_ref(&vwap));
+    save(std::slice::from_ref(&hft), &[]).await;
+    assert_eq!(read().await, [hft.clone(), vwap.clone()]);
+    let hft_again = retry(pod(Algorithm::named("HFT"), client.id), 2);
+    save(
+        std::slice::from_ref(&hft_again),
+        std::slice::from_ref(&vwap.pod),
+    )
+    .await;
+    assert_eq!(read().await, std::slice::from_ref(&hft_again));
+    save(&[], std::slice::from_ref(&hft.pod)).await;
+    assert_eq!(read().await, []);
+    save(std::slice::from_ref(&vwap), &[]).await;
+    assert_eq!(read().await, [vwap]);
+
+    let next = ClientId::new(client.id.get() + 1).unwrap();
+    let early = retry(pod(Algorithm::named("TWAP"), next), 3);
+    save(std::slice::from_ref(&early), &[]).await;
+    let newcomer = repo.create(&spec("newcomer")).await.unwrap();
+    assert_eq!(newcomer.id, next, "ids are handed out in order");
+    assert_eq!(repo.client_with_retries(next).await.unwrap().1, [early]);
 }

@@ -1,0 +1,1 @@
+ALTER TABLE algorithm_status DROP COLUMN has_retries;
