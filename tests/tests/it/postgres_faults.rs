@@ -69,6 +69,17 @@ async fn failed_connect(
     (error, took)
 }
 
+/// A session holding the rows `select` finds, locked in a transaction it leaves open: a writer
+/// that does not finish. `ROLLBACK` on it lets them go.
+async fn holding(database: &TestDatabase, select: &str) -> tokio_postgres::Client {
+    let session = database.sql().await;
+    session
+        .batch_execute(&format!("BEGIN; {select} FOR UPDATE"))
+        .await
+        .unwrap();
+    session
+}
+
 async fn recovers(repo: &PostgresRepository) {
     let started = Instant::now();
     eventually(
@@ -144,14 +155,11 @@ async fn a_locked_row_gives_unavailable_within_the_write_timeout() {
     let repo = connect(&database, database.url().to_owned(), &Logs::default()).await;
     let client = repo.create(&spec("Jimbo")).await.unwrap();
 
-    let blocker = database.sql().await;
-    blocker
-        .batch_execute(&format!(
-            "BEGIN; SELECT * FROM clients WHERE id = {} FOR UPDATE",
-            client.id
-        ))
-        .await
-        .unwrap();
+    let blocker = holding(
+        &database,
+        &format!("SELECT * FROM clients WHERE id = {}", client.id),
+    )
+    .await;
     unavailable_in_time(
         "update (row locked)",
         repo.update(client.id, &spec("Jimbo"), true),
@@ -175,14 +183,14 @@ async fn a_status_write_locks_the_client_row_before_its_status_row() {
     let repo = database.repository().await;
     let client = repo.create(&spec("Jimbo")).await.unwrap();
 
-    let blocker = database.sql().await;
-    blocker
-        .batch_execute(&format!(
-            "BEGIN; SELECT * FROM algorithm_status WHERE client_id = {} FOR UPDATE",
+    let blocker = holding(
+        &database,
+        &format!(
+            "SELECT * FROM algorithm_status WHERE client_id = {}",
             client.id
-        ))
-        .await
-        .unwrap();
+        ),
+    )
+    .await;
     let on = alsy_tests::fixtures::switches(true, false, true);
     let write = tokio::spawn({
         let repo = repo.clone();
